@@ -1,0 +1,72 @@
+"""Audio front end: decode and validate, log-mel, 1-s blocks. Never imports torch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from singerid import constants as C
+from singerid.audio.blocks import BlockBatch, block_starts, n_blocks, segment_blocks, stream_blocks
+from singerid.audio.features import LogMel
+from singerid.audio.load import AudioInfo, check_path, iter_audio, load_audio, probe_audio
+from singerid.config import FeatureConfig
+from singerid.errors import AudioError
+
+__all__ = [
+    "AudioInfo", "BlockBatch", "LogMel", "block_starts", "check_path", "compute_logmel", "iter_audio",
+    "iter_song_blocks", "load_audio", "n_blocks", "probe_audio", "segment_blocks", "song_blocks",
+    "stream_blocks",
+]
+
+
+def compute_logmel(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | None = None,
+                   chunk_seconds: float = C.STREAM_CHUNK_SECONDS) -> np.ndarray:
+    """Log-mel of a whole file: float32 (n_mels, frames). Raises AudioError (also if < 1 block).
+
+    Holds the decoded signal in memory; use ``iter_song_blocks`` for unbounded files.
+    """
+    front = logmel or LogMel(cfg)
+    signal = np.concatenate(list(iter_audio(path, sample_rate=cfg.sample_rate, chunk_seconds=chunk_seconds)))
+    _check_long_enough(path, signal.size, cfg)
+    return front(signal)
+
+
+def iter_song_blocks(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | None = None,
+                     chunk_seconds: float = C.STREAM_CHUNK_SECONDS) -> Iterator[BlockBatch]:
+    """Stream the blocks of one file in bounded memory (about ``chunk_seconds`` of audio).
+
+    Raises AudioError for bad audio, for a file shorter than one block, and when every block
+    was dropped as silent.
+    """
+    front = logmel or LogMel(cfg)
+    samples_seen = 0
+    yielded = 0
+
+    def counted() -> Iterator[np.ndarray]:
+        nonlocal samples_seen
+        for chunk in iter_audio(path, sample_rate=cfg.sample_rate, chunk_seconds=chunk_seconds):
+            samples_seen += chunk.size
+            yield chunk
+
+    for batch in stream_blocks(front.stream(counted()), cfg):
+        yielded += len(batch)
+        yield batch
+    _check_long_enough(path, samples_seen, cfg)
+    if yielded == 0:
+        raise AudioError(f"{Path(path)}: every block is below the silence threshold ({cfg.silence_db} dB)")
+
+
+def song_blocks(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | None = None) -> BlockBatch:
+    """All blocks of one file as a single ``BlockBatch`` (see ``iter_song_blocks``)."""
+    batches = list(iter_song_blocks(path, cfg, logmel=logmel))
+    return BlockBatch(np.concatenate([b.blocks for b in batches]),
+                      np.concatenate([b.offsets_seconds for b in batches]))
+
+
+def _check_long_enough(path: str | Path, n_samples: int, cfg: FeatureConfig) -> None:
+    """A file must hold one block's duration (block_frames * hop_samples samples)."""
+    if n_samples < cfg.block_frames * cfg.hop_samples:
+        seconds = n_samples / cfg.sample_rate
+        raise AudioError(f"{Path(path)}: {seconds:.2f} s is shorter than one block ({cfg.block_seconds:.2f} s)")

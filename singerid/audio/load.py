@@ -1,0 +1,129 @@
+"""Decode audio files to mono float32 at one sample rate, in bounded memory, with validation.
+
+No torch here. Every failure is an ``AudioError`` whose message starts with the path and
+says what is wrong, e.g. ``"song.mp3: 0.40 s is shorter than one block (1.02 s)"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from singerid.errors import AudioError
+
+log = logging.getLogger(__name__)
+
+SILENCE_PEAK = 1e-4  # ours: a file whose peak stays below -80 dBFS is "silent"
+_TRUNCATION_TOLERANCE = 0.98  # decoded / declared frames below this = truncated file
+_RESAMPLE_QUALITY = "HQ"  # librosa.load's default resampler is soxr_hq
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    """What the file header says (before decoding)."""
+
+    path: Path
+    sample_rate: int  # Hz, of the file
+    channels: int
+    frames: int  # declared samples per channel (estimated from the bitrate for MP3)
+    format: str  # libsndfile major format, e.g. "MP3", "WAV", "FLAC"
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def check_path(path: str | Path) -> Path:
+    """Return ``path`` as a Path if it is a non-empty regular file, else raise AudioError."""
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{p}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{p}: is a directory, expected an audio file")
+    if p.stat().st_size == 0:
+        raise AudioError(f"{p}: empty file (0 bytes)")
+    return p
+
+
+def probe_audio(path: str | Path) -> AudioInfo:
+    """Read the header of an audio file. Raises AudioError if it is not readable audio."""
+    p = check_path(path)
+    try:
+        info = sf.info(str(p))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(f"{p}: not a readable audio file ({_reason(exc)})") from exc
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise AudioError(f"{p}: contains no audio frames (corrupt or truncated file)")
+    return AudioInfo(path=p, sample_rate=int(info.samplerate), channels=int(info.channels),
+                     frames=int(info.frames), format=str(info.format))
+
+
+def iter_audio(path: str | Path, *, sample_rate: int, chunk_seconds: float = 60.0) -> Iterator[np.ndarray]:
+    """Decode ``path`` chunk by chunk: mono float32 (n,) arrays at ``sample_rate`` Hz.
+
+    Memory stays bounded by ``chunk_seconds`` whatever the file's length. Raises AudioError
+    for unreadable, corrupt, truncated, non-finite or silent audio (silence is only known at
+    the end, so the error comes after the last chunk).
+    """
+    info = probe_audio(path)
+    p = info.path
+    chunk_frames = max(1, int(chunk_seconds * info.sample_rate))
+    resampler = None
+    if info.sample_rate != sample_rate:
+        resampler = soxr.ResampleStream(info.sample_rate, sample_rate, 1, dtype="float32",
+                                        quality=_RESAMPLE_QUALITY)
+    decoded = 0
+    peak = 0.0
+    try:
+        with sf.SoundFile(str(p)) as f:
+            while True:
+                raw = f.read(chunk_frames, dtype="float32", always_2d=True)
+                last = raw.shape[0] < chunk_frames
+                decoded += raw.shape[0]
+                mono = raw.mean(axis=1, dtype=np.float32) if raw.shape[1] > 1 else raw[:, 0]
+                if not np.all(np.isfinite(mono)):
+                    raise AudioError(f"{p}: contains NaN or infinite samples")
+                if resampler is not None:
+                    mono = resampler.resample_chunk(mono, last=last)
+                if mono.size:
+                    peak = max(peak, float(np.max(np.abs(mono))))
+                    yield np.ascontiguousarray(mono, dtype=np.float32)
+                if last:
+                    break
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"{p}: corrupt audio data ({_reason(exc)})") from exc
+    if decoded == 0:
+        raise AudioError(f"{p}: contains no audio frames (corrupt or truncated file)")
+    if info.format != "MP3" and decoded < _TRUNCATION_TOLERANCE * info.frames:
+        raise AudioError(f"{p}: truncated file (decoded {decoded} of {info.frames} declared samples)")
+    if peak < SILENCE_PEAK:
+        raise AudioError(f"{p}: silent (peak {_dbfs(peak)} dBFS, below {_dbfs(SILENCE_PEAK)} dBFS)")
+
+
+def load_audio(path: str | Path, *, sample_rate: int = 16_000, min_seconds: float = 0.0) -> np.ndarray:
+    """Decode a whole file: mono float32 (n,) in [-1, 1] at ``sample_rate`` Hz.
+
+    Raises AudioError as ``iter_audio`` does, and if it lasts less than ``min_seconds``.
+    """
+    signal = np.concatenate(list(iter_audio(path, sample_rate=sample_rate, chunk_seconds=600.0)))
+    seconds = signal.size / sample_rate
+    if seconds < min_seconds:
+        raise AudioError(f"{Path(path)}: {seconds:.2f} s is shorter than one block ({min_seconds:.2f} s)")
+    return signal
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "File does not exist or is not a regular file" in text or "Format not recognised" in text:
+        return "unknown format or corrupt header"  # libsndfile's wording misleads here
+    return text.split(": ", 1)[-1].strip() if text.startswith("Error opening") else text
+
+
+def _dbfs(peak: float) -> str:
+    return "-inf" if peak <= 0 else f"{20 * np.log10(peak):.0f}"

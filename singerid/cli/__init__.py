@@ -1,0 +1,111 @@
+"""The ``singerid`` command line: a thin shell over the library, and its single error boundary.
+
+Commands live in small modules (``singerid.cli.<area>``) and are imported only when used,
+so ``singerid --help`` stays instant. Library errors become ``Error: <one line>`` on stderr
+with the error's exit code (2 for usage, 1 for data); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from singerid.errors import SingeridError
+
+# command name -> "module:function"; the order here is the order of `singerid --help`.
+COMMANDS: dict[str, str] = {
+    "synth-corpus": "singerid.cli.corpus:synth_corpus",
+    "scan": "singerid.cli.corpus:scan",
+    "train": "singerid.cli.train:train",
+    "embed-corpus": "singerid.cli.vectordb:embed_corpus",
+    "build-index": "singerid.cli.vectordb:build_index",
+    "query": "singerid.cli.vectordb:query",
+    "enrol": "singerid.cli.vectordb:enrol",
+    "remove": "singerid.cli.vectordb:remove",
+    "info": "singerid.cli.vectordb:info",
+    "evaluate": "singerid.cli.evaluate:evaluate",
+}
+
+EXIT_INTERNAL = 3  # an unexpected exception: a bug in singerid
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self._load(name) is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # a command whose module is not built yet
+            if exc.name == module_name:
+                return None
+            raise
+        return getattr(module, attr, None)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug logs).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option("--debug", is_flag=True, help="Show the full traceback of errors.")
+@click.version_option(package_name="singerid")
+def cli(verbose: int, quiet: bool, debug: bool) -> None:
+    """singerid: who sings this song? KNN-Net singer identification over a vector database.
+
+    \b
+    Typical session:
+      singerid synth-corpus demo-corpus --singers 8
+      singerid train demo-corpus --model attcrnn --home H
+      singerid embed-corpus demo-corpus --home H --split train
+      singerid build-index --home H
+      singerid query song.mp3 --home H
+    """
+    level = logging.WARNING if quiet else (logging.INFO if verbose <= 1 else logging.DEBUG)
+    if verbose == 0 and not quiet:
+        level = logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the group and turn errors into one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        code = cli.main(args=args, prog_name="singerid", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:  # bad arguments: click's own message, exit 2
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SingeridError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {_one_line(exc)}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a message
+        if debug:
+            raise
+        click.echo(f"Internal error (please report): {type(exc).__name__}: {_one_line(exc)}; "
+                   "rerun with --debug for the traceback", err=True)
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
