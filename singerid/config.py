@@ -64,7 +64,7 @@ class FeatureConfig(_Serialisable):
     fmax_hz: float | None = None  # highest mel edge; None = sample_rate / 2
     block_frames: int = C.BLOCK_FRAMES  # frames per block (paper §3.3: 32 frames = 1 s)
     block_hop_frames: int = C.BLOCK_HOP_FRAMES  # frames between block starts (ours: no overlap)
-    silence_db: float | None = None  # drop blocks whose mean log-mel is below this (dB); off
+    silence_db: float | None = None  # drop blocks whose mean mel power is below this (dB); off
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "n_fft", "hop_samples", "n_mels", "block_frames", "block_hop_frames"):

@@ -75,8 +75,17 @@ def stream_blocks(logmel_chunks: Iterable[np.ndarray], cfg: FeatureConfig) -> It
             yield batch
 
 
+def block_level_db(blocks: np.ndarray) -> np.ndarray:
+    """float64 (n,) level of each block: 10 log10 of its mean mel power (frames x bands).
+
+    Digital silence is -100 dB; a -20 dBFS 440 Hz sine measures about +1 dB, 60 dB quieter -42 dB.
+    """
+    power = np.power(10.0, blocks.astype(np.float64) / 10.0)
+    return 10.0 * np.log10(np.maximum(power.mean(axis=(1, 2)), 1e-10))
+
+
 def _drop_silent(batch: BlockBatch, silence_db: float | None) -> BlockBatch:
     if silence_db is None:
         return batch
-    keep = batch.blocks.mean(axis=(1, 2)) >= silence_db
+    keep = block_level_db(batch.blocks) >= silence_db
     return BlockBatch(batch.blocks[keep], batch.offsets_seconds[keep])

@@ -6,7 +6,9 @@ says what is wrong, e.g. ``"song.mp3: 0.40 s is shorter than one block (1.02 s)"
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,9 @@ log = logging.getLogger(__name__)
 
 SILENCE_PEAK = 1e-4  # ours: a file whose peak stays below -80 dBFS is "silent"
 _TRUNCATION_TOLERANCE = 0.98  # decoded / declared frames below this = truncated file
+# MP3 frame counts come from the Xing/VBRI header or are estimated from the bitrate, so allow
+# more slack before calling a file truncated (a real VBR file must never be refused).
+_MP3_TRUNCATION_TOLERANCE = 0.9
 _RESAMPLE_QUALITY = "HQ"  # librosa.load's default resampler is soxr_hq
 
 
@@ -55,7 +60,8 @@ def probe_audio(path: str | Path) -> AudioInfo:
     """Read the header of an audio file. Raises AudioError if it is not readable audio."""
     p = check_path(path)
     try:
-        info = sf.info(str(p))
+        with _quiet_c_stderr():
+            info = sf.info(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(f"{p}: not a readable audio file ({_reason(exc)})") from exc
     if info.frames <= 0 or info.samplerate <= 0:
@@ -81,9 +87,12 @@ def iter_audio(path: str | Path, *, sample_rate: int, chunk_seconds: float = 60.
     decoded = 0
     peak = 0.0
     try:
-        with sf.SoundFile(str(p)) as f:
+        with _quiet_c_stderr():
+            f = sf.SoundFile(str(p))
+        with f:
             while True:
-                raw = f.read(chunk_frames, dtype="float32", always_2d=True)
+                with _quiet_c_stderr():
+                    raw = f.read(chunk_frames, dtype="float32", always_2d=True)
                 last = raw.shape[0] < chunk_frames
                 decoded += raw.shape[0]
                 mono = raw.mean(axis=1, dtype=np.float32) if raw.shape[1] > 1 else raw[:, 0]
@@ -100,7 +109,8 @@ def iter_audio(path: str | Path, *, sample_rate: int, chunk_seconds: float = 60.
         raise AudioError(f"{p}: corrupt audio data ({_reason(exc)})") from exc
     if decoded == 0:
         raise AudioError(f"{p}: contains no audio frames (corrupt or truncated file)")
-    if info.format != "MP3" and decoded < _TRUNCATION_TOLERANCE * info.frames:
+    tolerance = _MP3_TRUNCATION_TOLERANCE if info.format == "MP3" else _TRUNCATION_TOLERANCE
+    if decoded < tolerance * info.frames:
         raise AudioError(f"{p}: truncated file (decoded {decoded} of {info.frames} declared samples)")
     if peak < SILENCE_PEAK:
         raise AudioError(f"{p}: silent (peak {_dbfs(peak)} dBFS, below {_dbfs(SILENCE_PEAK)} dBFS)")
@@ -116,6 +126,23 @@ def load_audio(path: str | Path, *, sample_rate: int = 16_000, min_seconds: floa
     if seconds < min_seconds:
         raise AudioError(f"{Path(path)}: {seconds:.2f} s is shorter than one block ({min_seconds:.2f} s)")
     return signal
+
+
+@contextlib.contextmanager
+def _quiet_c_stderr() -> Iterator[None]:
+    """Silence what the C decoders (mpg123) print on fd 2 for damaged files; we raise instead."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable fd 2: nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _reason(exc: BaseException) -> str:

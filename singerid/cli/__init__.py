@@ -19,6 +19,7 @@ from singerid.errors import SingeridError
 COMMANDS: dict[str, str] = {
     "synth-corpus": "singerid.cli.corpus:synth_corpus",
     "scan": "singerid.cli.corpus:scan",
+    "check-audio": "singerid.cli.audio:check_audio",
     "train": "singerid.cli.train:train",
     "embed-corpus": "singerid.cli.vectordb:embed_corpus",
     "build-index": "singerid.cli.vectordb:build_index",

@@ -1,0 +1,5 @@
+"""`python -m singerid` runs the command line."""
+
+from singerid.cli import main
+
+main()
