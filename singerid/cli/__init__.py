@@ -18,7 +18,7 @@ from singerid.errors import SingeridError
 # command name -> "module:function"; the order here is the order of `singerid --help`.
 COMMANDS: dict[str, str] = {
     "synth-corpus": "singerid.cli.corpus:synth_corpus",
-    "scan": "singerid.cli.corpus:scan",
+    "scan": "singerid.cli.datasets:scan",
     "check-audio": "singerid.cli.audio:check_audio",
     "train": "singerid.cli.train:train",
     "embed-corpus": "singerid.cli.vectordb:embed_corpus",
