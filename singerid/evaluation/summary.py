@@ -1,0 +1,147 @@
+"""From predictions to numbers: every metric of every method of a dataset, over its seeds.
+
+``summarise(results)`` is the single place where metrics are computed; report.json,
+report.md, report.html and the terminal summary are all written from its output, so they
+always agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from singerid.evaluation.metrics import (Aggregate, aggregate, confusion, level_metrics,
+                                         singer_metrics)
+from singerid.evaluation.results import DatasetResult, EvaluationResults, Predictions
+
+log = logging.getLogger(__name__)
+
+METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")  # Table-1 column groups
+
+
+@dataclass(frozen=True, slots=True)
+class LevelSummary:
+    """The four Table-1 metrics of one level over seeds, and the test items per seed."""
+
+    accuracy: Aggregate
+    precision: Aggregate
+    recall: Aggregate
+    f1: Aggregate
+    n_items: tuple[tuple[int, int], ...]  # (seed, test blocks or songs)
+
+    def metric(self, name: str) -> Aggregate:
+        return getattr(self, name)
+
+
+@dataclass(frozen=True, slots=True)
+class SingerSummary:
+    """One singer's precision / recall / F1 over seeds; ``support`` summed over seeds."""
+
+    singer: str
+    precision: Aggregate
+    recall: Aggregate
+    f1: Aggregate
+    support: int
+
+
+@dataclass(frozen=True, slots=True)
+class KSummary:
+    """Accuracy of a KNN method at one K, over the seeds that reported it."""
+
+    k: int
+    song: Aggregate
+    block: Aggregate
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MethodSummary:
+    """All numbers of one method on one dataset. Block fields are None for song-only methods.
+
+    Confusion matrices are int64 (n_singers, n_singers), rows true, columns predicted,
+    summed over seeds.
+    """
+
+    method: str
+    seeds: tuple[int, ...]  # seeds this method completed
+    song: LevelSummary
+    block: LevelSummary | None
+    singers_song: tuple[SingerSummary, ...]
+    singers_block: tuple[SingerSummary, ...] | None
+    confusion_song: np.ndarray
+    confusion_block: np.ndarray | None
+    accuracy_vs_k: tuple[KSummary, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DatasetSummary:
+    """A dataset's input record and the summary of each of its methods, in report order."""
+
+    result: DatasetResult
+    methods: tuple[MethodSummary, ...]
+
+    @property
+    def key(self) -> str:
+        return self.result.key
+
+    def method(self, name: str) -> MethodSummary | None:
+        return next((m for m in self.methods if m.method == name), None)
+
+
+def summarise(results: EvaluationResults) -> tuple[DatasetSummary, ...]:
+    """Summaries of every dataset of ``results``, in the given order."""
+    return tuple(summarise_dataset(ds) for ds in results.datasets)
+
+
+def summarise_dataset(ds: DatasetResult) -> DatasetSummary:
+    """Metrics of every method of ``ds`` with mean, std and per-seed values."""
+    methods = []
+    for method in ds.methods:
+        runs = ds.runs_of(method)
+        has_blocks = runs[0].block is not None
+        methods.append(MethodSummary(
+            method=method,
+            seeds=tuple(r.seed for r in runs),
+            song=_level([(r.seed, r.song) for r in runs], ds.singers),
+            block=_level([(r.seed, r.block) for r in runs], ds.singers) if has_blocks else None,
+            singers_song=_singers([(r.seed, r.song) for r in runs], ds.singers),
+            singers_block=_singers([(r.seed, r.block) for r in runs], ds.singers) if has_blocks else None,
+            confusion_song=sum(confusion(r.song, ds.singers) for r in runs),
+            confusion_block=sum(confusion(r.block, ds.singers) for r in runs) if has_blocks else None,
+            accuracy_vs_k=_accuracy_vs_k(runs),
+        ))
+        log.debug("%s/%s: %d seed(s) summarised", ds.key, method, len(runs))
+    return DatasetSummary(result=ds, methods=tuple(methods))
+
+
+def _level(pairs: list[tuple[int, Predictions]], singers: tuple[str, ...]) -> LevelSummary:
+    per_seed = [(seed, level_metrics(pred, singers)) for seed, pred in pairs]
+    return LevelSummary(
+        **{name: aggregate([(seed, getattr(m, name)) for seed, m in per_seed]) for name in METRICS},
+        n_items=tuple((seed, pred.n_items) for seed, pred in pairs),
+    )
+
+
+def _singers(pairs: list[tuple[int, Predictions]], singers: tuple[str, ...]) -> tuple[SingerSummary, ...]:
+    per_seed = [(seed, singer_metrics(pred, singers)) for seed, pred in pairs]
+    out = []
+    for i, name in enumerate(singers):
+        out.append(SingerSummary(
+            singer=name,
+            precision=aggregate([(seed, rows[i].precision) for seed, rows in per_seed]),
+            recall=aggregate([(seed, rows[i].recall) for seed, rows in per_seed]),
+            f1=aggregate([(seed, rows[i].f1) for seed, rows in per_seed]),
+            support=sum(rows[i].support for _, rows in per_seed),
+        ))
+    return tuple(out)
+
+
+def _accuracy_vs_k(runs) -> tuple[KSummary, ...]:
+    ks = sorted({p.k for r in runs for p in r.accuracy_vs_k})
+    out = []
+    for k in ks:
+        points = [(r.seed, p) for r in runs for p in r.accuracy_vs_k if p.k == k]
+        out.append(KSummary(k=k, song=aggregate([(s, p.song_accuracy) for s, p in points]),
+                            block=aggregate([(s, p.block_accuracy) for s, p in points])))
+    return tuple(out)

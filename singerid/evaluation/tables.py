@@ -1,0 +1,200 @@
+"""The report's tables as data (header groups, columns, rows of text), shared by the
+Markdown, HTML and terminal writers so that they show the same numbers.
+
+Cell conventions: ``0.93 ± 0.01`` = mean ± population std over seeds (one seed: just the
+value); ``–`` = dataset or method not run (or failed); ``n/a`` = the method has no such level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from singerid.evaluation.metrics import Aggregate
+from singerid.evaluation.paper import (DATASET_ABBREVIATIONS, FIG3_BLOCK_ACCURACY_A20, PAPER_LEVEL,
+                                       TABLE1, published_row)
+from singerid.evaluation.results import K_VALUES, KNN_METHODS, METHODS, PAPER_DATASETS
+from singerid.evaluation.summary import METRICS, DatasetSummary, MethodSummary
+
+DASH = "–"  # not run
+NA = "n/a"  # no such level for this method
+METHOD_LABELS: dict[str, str] = {
+    "crnn": "CRNN",
+    "attcrnn": "Attention-CRNN",
+    "attcrnn-knn": "Attention-CRNN-KNN",
+    "crnn-knn": "CRNN-KNN",
+    "mfcc-logreg": "MFCC + LogReg",
+}
+PAPER_METHODS: tuple[str, ...] = ("crnn", "attcrnn", "attcrnn-knn")  # Table-1 rows we reproduce
+METRIC_LABELS: dict[str, str] = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "f1": "F1"}
+LEVEL_LABELS: dict[str, str] = {"song": "song level (majority vote of 1-s blocks)",
+                                "block": "block level (1-s blocks of 32 frames)"}
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A rendered-to-text table. ``groups`` (label, span) covers ``columns`` left to right;
+    ``kinds`` gives each row's origin: "ours", "paper" or "extra" (ours, not in the paper)."""
+
+    title: str
+    caption: str
+    groups: tuple[tuple[str, int], ...]
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    kinds: tuple[str, ...]
+
+
+def fmt(agg: Aggregate | None, digits: int = 2) -> str:
+    """``mean ± std`` (std only with 2+ seeds), or ``–`` for None."""
+    if agg is None:
+        return DASH
+    if agg.n_seeds < 2:
+        return f"{agg.mean:.{digits}f}"
+    return f"{agg.mean:.{digits}f} ± {agg.std:.{digits}f}"
+
+
+def split_caption(summaries: tuple[DatasetSummary, ...], keys: tuple[str, ...]) -> str:
+    """"artist20: <rule>, seeds 0, 21, 42; singer32: not run" for the datasets ``keys``."""
+    by_key = {s.key: s for s in summaries}
+    parts = []
+    for key in keys:
+        s = by_key.get(key)
+        if s is None:
+            parts.append(f"{key}: not run")
+            continue
+        seeds = ", ".join(str(x) for x in s.result.seeds)
+        failed = " (FAILED, see notes)" if s.result.error else ""
+        parts.append(f"{key}: {s.result.split_rule}, seeds {seeds}{failed}")
+    return "; ".join(parts)
+
+
+def metric_table(summaries: tuple[DatasetSummary, ...], level: str, *,
+                 datasets: tuple[str, ...] = PAPER_DATASETS, title: str) -> Table:
+    """Table-1 layout: rows = methods, column groups Accuracy / Precision / Recall / F1 x datasets.
+
+    With ``datasets == PAPER_DATASETS`` the paper's published rows sit beside ours (song
+    level: Table 1; block level: the Fig. 3 accuracy).
+    """
+    by_key = {s.key: s for s in summaries}
+    with_paper = datasets == PAPER_DATASETS
+    heads = tuple(DATASET_ABBREVIATIONS.get(k, k) for k in datasets)
+    rows: list[tuple[str, ...]] = []
+    kinds: list[str] = []
+
+    def ours(method: str, kind: str) -> None:
+        cells = []
+        for metric in METRICS:
+            for key in datasets:
+                s = by_key.get(key)
+                m = s.method(method) if s is not None else None
+                lv = None if m is None else (m.song if level == "song" else m.block)
+                cells.append(NA if (m is not None and lv is None) else fmt(lv.metric(metric) if lv else None))
+        label = METHOD_LABELS[method] + ("" if kind == "ours" else " †")
+        rows.append((label, "ours", *cells))
+        kinds.append(kind)
+
+    def paper(label: str, values: list[float | None]) -> None:
+        rows.append((label, "paper", *(DASH if v is None else f"{v:.2f}" for v in values)))
+        kinds.append("paper")
+
+    if with_paper and level == PAPER_LEVEL:
+        for row in TABLE1:
+            if row.method is None:
+                paper(row.label, [row.value(mt, k) for mt in METRICS for k in datasets])
+    for method in PAPER_METHODS:
+        ours(method, "ours")
+        if with_paper and level == PAPER_LEVEL and (row := published_row(method)) is not None:
+            paper(row.label, [row.value(mt, k) for mt in METRICS for k in datasets])
+        if with_paper and level == "block" and method == "attcrnn-knn":
+            paper("Attention-CRNN-KNN (Fig. 3)",
+                  [FIG3_BLOCK_ACCURACY_A20 if (mt, k) == ("accuracy", "artist20") else None
+                   for mt in METRICS for k in datasets])
+    for method in METHODS:
+        if method not in PAPER_METHODS:
+            ours(method, "extra")
+    caption = (f"{LEVEL_LABELS[level].capitalize()}; ours = mean ± std over seeds; "
+               f"† = extra row, not in the paper. Splits: {split_caption(summaries, datasets)}.")
+    groups = (("", 2), *((METRIC_LABELS[mt], len(datasets)) for mt in METRICS))
+    return Table(title=title, caption=caption, groups=groups,
+                 columns=("Method", "Source", *(heads * len(METRICS))), rows=tuple(rows), kinds=tuple(kinds))
+
+
+def accuracy_vs_k_table(s: DatasetSummary) -> Table | None:
+    """Accuracy of each KNN method as a function of K (song and block level), or None."""
+    rows, kinds = [], []
+    for method in KNN_METHODS:
+        m = s.method(method)
+        if m is None or not m.accuracy_vs_k:
+            continue
+        points = {p.k: p for p in m.accuracy_vs_k}
+        for level in ("song", "block"):
+            cells = [fmt(getattr(points[k], level)) if k in points else DASH for k in K_VALUES]
+            rows.append((METHOD_LABELS[method], level, *cells))
+            kinds.append("ours" if method == "attcrnn-knn" else "extra")
+    if not rows:
+        return None
+    return Table(title=f"Accuracy vs K — {s.key}",
+                 caption=(f"{s.key}: accuracy when each block takes its K nearest reference blocks "
+                          f"(the paper uses K = 11); {s.result.split_rule}, seeds {_seeds(s)}."),
+                 groups=(("", 2), ("K", len(K_VALUES))),
+                 columns=("Method", "Level", *(str(k) for k in K_VALUES)), rows=tuple(rows), kinds=tuple(kinds))
+
+
+def per_singer_table(s: DatasetSummary, level: str = "song") -> Table | None:
+    """Per-singer F1 of every method (rows = singers), or None when nothing ran."""
+    methods = [m for m in s.methods if (m.singers_song if level == "song" else m.singers_block)]
+    if not methods:
+        return None
+    rows = []
+    for i, singer in enumerate(s.result.singers):
+        first = methods[0].singers_song if level == "song" else methods[0].singers_block
+        cells = [fmt((m.singers_song if level == "song" else m.singers_block)[i].f1) for m in methods]
+        rows.append((singer, str(first[i].support), *cells))
+    return Table(title=f"Per-singer F1 — {s.key}",
+                 caption=(f"{s.key}, {LEVEL_LABELS[level]}: F1 of each singer, mean ± std over seeds; "
+                          f"support = test {level}s summed over seeds; {s.result.split_rule}, seeds {_seeds(s)}."),
+                 groups=(("", 2), ("F1", len(methods))),
+                 columns=("Singer", "Support", *(METHOD_LABELS[m.method] for m in methods)),
+                 rows=tuple(rows), kinds=("ours",) * len(rows))
+
+
+def counts_table(s: DatasetSummary) -> Table | None:
+    """Songs and blocks per split and seed, or None when no counts were recorded."""
+    ds = s.result
+    if not ds.counts:
+        return None
+    by = {(c.seed, c.split): c for c in ds.counts}
+    rows = []
+    for seed in ds.seeds:
+        cells = []
+        for split in ("train", "val", "test"):
+            c = by.get((seed, split))
+            cells += [DASH, DASH] if c is None else [f"{c.n_songs:,}", f"{c.n_blocks:,}"]
+        rows.append((str(seed), *cells))
+    return Table(title=f"Counts — {ds.key}", caption=f"{ds.key}: songs and 1-s blocks per split; {ds.split_rule}.",
+                 groups=(("", 1), ("Train", 2), ("Val", 2), ("Test", 2)),
+                 columns=("Seed", "songs", "blocks", "songs", "blocks", "songs", "blocks"),
+                 rows=tuple(rows), kinds=("ours",) * len(rows))
+
+
+def timings_table(s: DatasetSummary) -> Table | None:
+    """Seconds per stage and seed (stages shared by all seeds under "all"), or None."""
+    ds = s.result
+    if not ds.timings:
+        return None
+    stages = list(dict.fromkeys(t.stage for t in ds.timings))
+    cols = [seed for seed in (None, *ds.seeds) if any(t.seed == seed for t in ds.timings)]
+    rows = []
+    for stage in stages:
+        cells = [sum(t.seconds for t in ds.timings if t.stage == stage and t.seed == c) for c in cols]
+        present = [any(t.stage == stage and t.seed == c for t in ds.timings) for c in cols]
+        rows.append((stage, *(f"{v:.1f}" if p else DASH for v, p in zip(cells, present)), f"{sum(cells):.1f}"))
+    total = sum(t.seconds for t in ds.timings)
+    rows.append(("total", *(f"{sum(t.seconds for t in ds.timings if t.seed == c):.1f}" for c in cols), f"{total:.1f}"))
+    return Table(title=f"Timings — {ds.key}", caption=f"{ds.key}: wall-clock seconds per stage and seed.",
+                 groups=(("", 1), ("Seed", len(cols)), ("", 1)),
+                 columns=("Stage", *("all" if c is None else str(c) for c in cols), "Total"),
+                 rows=tuple(rows), kinds=("ours",) * len(rows))
+
+
+def _seeds(s: DatasetSummary) -> str:
+    return ", ".join(str(x) for x in s.result.seeds)

@@ -1,0 +1,96 @@
+"""write_reports: report.json, report.md and a self-contained report.html with embedded figures."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from report_data import ARTIST20, multi_dataset_results, timbre_sample
+from singerid.errors import ArtefactError, ParameterError
+from singerid.evaluation import TimbreSample, validate_report, write_reports
+from singerid.evaluation.figures import sample_timbre, singer_styles
+
+SYNTHETIC = tuple(f"singer{i:02d}" for i in range(6))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports") / "out"
+    paths = write_reports(multi_dataset_results(), out, timbre=[timbre_sample("synthetic", SYNTHETIC, per_singer=20)])
+    return out, paths
+
+
+def test_all_three_reports_are_written_atomically(written):
+    out, paths = written
+    assert (paths.json, paths.markdown, paths.html) == (out / "report.json", out / "report.md", out / "report.html")
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]  # no temp files
+    validate_report(json.loads(paths.json.read_text()))
+    assert paths.markdown.read_text().startswith("# singerid evaluation report")
+
+
+def test_html_is_one_self_contained_file_with_embedded_pngs(written):
+    text = written[1].html.read_text(encoding="utf-8")
+    assert not re.search(r"https?://", text)
+    assert "<script" not in text and "<link" not in text and "url(" not in text
+    sources = re.findall(r'src="([^"]*)"', text)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    # artist20 and synthetic: 5 song-level confusions + attcrnn-knn block level + K curve + F1 bars; 1 timbre map
+    assert len(sources) == 2 * (5 + 1 + 1 + 1) + 1
+    for src in sources:
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
+
+
+def test_html_has_the_tables_figures_and_the_failed_dataset(written):
+    text = written[1].html.read_text(encoding="utf-8")
+    assert '<th colspan="3">Accuracy</th><th colspan="3">Precision</th>' in text
+    assert "<td>Attention-CRNN-KNN</td><td>paper</td><td>0.99</td><td>0.74</td><td>–</td>" in text
+    assert "Dataset failed: singer32: /data/singer32 matches no known layout" in text
+    assert "block-level confusion matrix of Attention-CRNN-KNN, as the paper&#x27;s Fig. 3" in text
+    assert "synthetic: timbre map of singers" in text
+    assert "Per-singer F1 — artist20" in text and "Accuracy vs K — artist20" in text
+
+
+def test_a_file_in_the_way_of_the_report_directory_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a directory")
+    with pytest.raises(ArtefactError, match=r"cannot create report directory '.*taken/out'"):
+        write_reports(multi_dataset_results(), blocker / "out", timbre=None)
+
+
+def test_timbre_sample_is_capped_seeded_and_covers_every_singer():
+    sample = timbre_sample("artist20", ARTIST20, per_singer=40)
+    small = TimbreSample(dataset="artist20", embeddings=sample.embeddings * 3.0, singers=sample.singers,
+                         max_points=100, seed=5)
+    emb, singers = sample_timbre(small)
+    assert emb.shape == (100, 32) and emb.dtype == np.float32
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert sorted(set(singers.tolist())) == sorted(ARTIST20)  # 5 per singer
+    again, _ = sample_timbre(small)
+    assert np.array_equal(emb, again)
+
+
+def test_timbre_sample_refuses_bad_input():
+    with pytest.raises(ParameterError, match=r"\(n >= 3, d >= 2\), got shape \(2, 4\)"):
+        TimbreSample("a", np.zeros((2, 4)), ["x", "y"])
+    with pytest.raises(ParameterError, match=r"4 timbre embeddings but 3 singer labels"):
+        TimbreSample("a", np.zeros((4, 4)), ["x", "y", "z"])
+    with pytest.raises(ParameterError, match="NaN or infinite"):
+        TimbreSample("a", np.full((4, 4), np.nan), ["x"] * 4)
+
+
+def test_twenty_singers_get_twenty_different_colours_and_sixty_distinct_styles():
+    assert len({colour for colour, _ in singer_styles(20)}) == 20
+    assert len(set(singer_styles(60))) == 60
+
+
+def test_timbre_map_is_a_png(tmp_path: Path):
+    from singerid.evaluation.figures import timbre_map_png
+
+    png = timbre_map_png(timbre_sample("synthetic", SYNTHETIC, per_singer=15))
+    assert png.startswith(PNG_MAGIC) and len(png) > 10_000
