@@ -173,3 +173,14 @@ def test_the_documented_example_validates():
     doc_page = (Path(__file__).resolve().parents[1] / "docs" / "report-schema.md").read_text(encoding="utf-8")
     example = doc_page.split("## Example", 1)[1].split("```json", 1)[1].split("```", 1)[0]
     validate_report(json.loads(example))
+
+
+def test_counts_and_timings_must_name_seeds_of_the_dataset():
+    from singerid.evaluation import SplitCount
+
+    with pytest.raises(ParameterError, match=r"a20: counts for seed 5, not in seeds \[0\]"):
+        DatasetResult("a20", "album split", (0,), error="x", counts=(SplitCount(5, "test", 1, 1),))
+    with pytest.raises(ParameterError, match=r"a20: stage 'train' has seed 5, not in seeds \[0\]"):
+        DatasetResult("a20", "album split", (0,), error="x", timings=(StageTiming("train", 1.0, 5),))
+    with pytest.raises(ParameterError, match=r"split must be one of .*, got 'dev'"):
+        SplitCount(0, "dev", 1, 1)

@@ -145,3 +145,20 @@ def test_format_summary_is_a_compact_table_per_dataset(results):
     mfcc = next(line for line in lines if "MFCC" in line)
     assert mfcc.split()[-2:] == ["n/a", "n/a"]
     assert max(len(line) for line in lines) < 120
+
+
+def test_a_song_split_on_artist20_is_named_in_the_notes_and_captions():
+    ds = dataset("artist20", ARTIST20[:4], (0,), methods=("attcrnn",), split_rule="song split 80/10/10 (explicit --split song)")
+    results = EvaluationResults(datasets=(ds,))
+    md = render_markdown(results, summarise(results))
+    assert "This run used a song split on artist20 too" in md
+    assert "artist20: song split 80/10/10 (explicit --split song), seeds 0" in md
+    assert "Ours use the album split" not in md
+
+
+def test_without_artist20_the_notes_do_not_claim_an_artist20_split():
+    ds = dataset("synthetic", ARTIST20[:4], (0,), methods=("attcrnn",))
+    results = EvaluationResults(datasets=(ds,))
+    md = render_markdown(results, summarise(results))
+    assert "artist20 was not run here" in md and "Ours use the album split" not in md
+    assert "- synthetic: no mfcc-logreg baseline was run" in md

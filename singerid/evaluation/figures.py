@@ -128,7 +128,7 @@ def per_singer_f1_png(s: DatasetSummary, level: str = "song") -> bytes | None:
         ax.set_xlabel("F1")
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, singers, fontsize=8 if len(singers) <= 30 else 6)
-    axes[0].invert_yaxis()
+    axes[0].set_ylim(len(singers) - 0.5, -0.5)  # first singer on top, no empty margin
     fig.suptitle(f"{s.key}: per-singer F1, {level} level", fontsize=10)
     return _png(fig)
 

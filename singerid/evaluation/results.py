@@ -191,6 +191,12 @@ class DatasetResult:
             raise ParameterError(f"{self.key}: no runs and no error; record why the dataset has no results")
         if self.runs and not self.singers:
             raise ParameterError(f"{self.key}: runs given without the singer list")
+        for count in self.counts:
+            if count.seed not in self.seeds:
+                raise ParameterError(f"{self.key}: counts for seed {count.seed}, not in seeds {list(self.seeds)}")
+        for timing in self.timings:
+            if timing.seed is not None and timing.seed not in self.seeds:
+                raise ParameterError(f"{self.key}: stage {timing.stage!r} has seed {timing.seed}, not in seeds {list(self.seeds)}")
         seen: set[tuple[str, int]] = set()
         known = set(self.singers)
         for run in self.runs:

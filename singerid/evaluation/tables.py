@@ -13,7 +13,7 @@ from singerid.evaluation.metrics import Aggregate
 from singerid.evaluation.paper import (DATASET_ABBREVIATIONS, FIG3_BLOCK_ACCURACY_A20, PAPER_LEVEL,
                                        TABLE1, published_row)
 from singerid.evaluation.results import K_VALUES, KNN_METHODS, METHODS, PAPER_DATASETS
-from singerid.evaluation.summary import METRICS, DatasetSummary, MethodSummary
+from singerid.evaluation.summary import METRICS, DatasetSummary
 
 DASH = "–"  # not run
 NA = "n/a"  # no such level for this method
