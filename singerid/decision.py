@@ -51,7 +51,7 @@ def knn_block_votes(labels: np.ndarray, similarities: np.ndarray, *, k: int, n_c
     scores = np.zeros((n, n_classes), dtype=np.float64)
     np.add.at(counts, (rows[valid], lab[valid]), 1)
     np.add.at(scores, (rows[valid], lab[valid]), sim[valid])
-    pred = _argmax_with_ties(counts, scores, k)
+    pred = _argmax_with_ties(counts, scores)
     empty = counts.sum(axis=1) == 0
     pred[empty] = MISSING
     safe = np.where(empty, 0, pred)
@@ -69,15 +69,16 @@ def song_vote(block_pred: np.ndarray, block_score: np.ndarray, *, n_classes: int
         raise ParameterError("no block of this song has a prediction to vote with")
     counts = np.bincount(block_pred[ok], minlength=n_classes).astype(np.int64)[None, :]
     scores = np.bincount(block_pred[ok], weights=block_score[ok], minlength=n_classes)[None, :]
-    label = int(_argmax_with_ties(counts, scores, int(ok.sum()))[0])
+    label = int(_argmax_with_ties(counts, scores)[0])
     return label, counts[0] / ok.sum()
 
 
-def _argmax_with_ties(counts: np.ndarray, scores: np.ndarray, max_count: int) -> np.ndarray:
-    """Row-wise argmax of counts; ties by larger score, then lower index.
+def _argmax_with_ties(counts: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Row-wise argmax of integer counts; ties by larger score, then lower index.
 
-    Scores are bounded by |score| <= max_count (similarities lie in [-1, 1]), so mapping them
-    into [0, 1) and adding keeps counts dominant.
+    Scores are mapped monotonically into [0, 1) (scaled by the largest |score| present) and
+    added, so a count difference of one always outweighs any score difference.
     """
-    tie_break = (scores + max_count) / (2 * max_count + 1) * 0.999  # in [0, 1)
+    bound = max(float(np.abs(scores).max(initial=0.0)), 1e-12)
+    tie_break = (scores + bound) / (2 * bound) * 0.999  # in [0, 0.999]
     return np.argmax(counts + tie_break, axis=1).astype(np.int64)

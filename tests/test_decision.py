@@ -48,6 +48,12 @@ def test_song_vote_shares_and_ties():
     assert label == 2
 
 
+def test_song_vote_majority_beats_large_scores():
+    # a KNN block score is a sum of up to K similarities, so it can exceed 1
+    label, _ = song_vote(np.array([0, 0, 1]), np.array([1.0, 1.0, 11.0]), n_classes=2)
+    assert label == 0
+
+
 def test_bad_shapes_and_empty_votes_are_parameter_errors():
     with pytest.raises(ParameterError, match="k=5 needs neighbour arrays with at least k columns"):
         knn_block_votes(np.zeros((2, 3), int), np.zeros((2, 3)), k=5, n_classes=2)
