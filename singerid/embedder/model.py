@@ -94,10 +94,14 @@ class CNNFrontEnd(nn.Module):
             ConvBlock(channels[i], channels[i + 1], tuple(cfg.pool_sizes[i]), cfg.conv_dropout)
             for i in range(len(cfg.conv_filters))
         ])
+        # channels-last tensors take oneDNN's fast conv and max-pool kernels on CPU: same values,
+        # about 2x faster inference and 1.3x faster training than NCHW (scripts/bench_embed.py)
+        self.blocks.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_norm(x)  # (batch, n_mels, frames), each mel band normalised
-        x = self.blocks(x.unsqueeze(1))  # (batch, filters[-1], 1, steps)
+        x = x.unsqueeze(1).contiguous(memory_format=torch.channels_last)  # (batch, 1, n_mels, frames)
+        x = self.blocks(x)  # (batch, filters[-1], 1, steps)
         return x.squeeze(2).transpose(1, 2)  # (batch, steps, filters[-1])
 
 
