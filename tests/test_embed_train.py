@@ -58,9 +58,9 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("feature_cache")
 
 
-def _train(tracks, out: Path, cache: Path, kind: str = "attcrnn", cfg: TrainConfig = FAST):
+def _train(tracks, out: Path, cache: Path, kind: str = "attcrnn", cfg: TrainConfig = FAST, progress: bool = False):
     return train_embedder(tracks, feature_cfg=FeatureConfig(), model_cfg=ModelConfig(kind=kind), train_cfg=cfg,
-                          out_dir=out, cache_dir=cache)
+                          out_dir=out, cache_dir=cache, progress=progress)
 
 
 @pytest.mark.parametrize("kind", ["crnn", "attcrnn"])
@@ -127,7 +127,7 @@ def test_bad_audio_is_skipped_and_counted(corpus, cache_dir: Path, tmp_path: Pat
     extra = [Track(path=broken, singer="singer0", song_id="x/broken", split="train"),
              Track(path=silent, singer="singer1", song_id="x/silent", split="val")]
     cfg = TrainConfig(epochs=1, batch_size=16, patience=1)
-    result = _train([*tracks, *extra], tmp_path / "m", cache_dir, cfg=cfg)
+    result = _train([*tracks, *extra], tmp_path / "m", cache_dir, cfg=cfg, progress=True)
     assert len(result.skipped) == 2 and str(broken) in result.skipped[0] and "silent" in result.skipped[1]
     log = json.loads((tmp_path / "m" / ckpt.LOG_FILE).read_text())
     assert log["skipped"] == list(result.skipped)
@@ -191,7 +191,7 @@ def test_train_command_end_to_end(corpus, cache_dir: Path, tmp_path: Path, capsy
     root, _ = corpus
     home = tmp_path / "home"
     with pytest.raises(SystemExit) as exit_:
-        main(_cli_args(root, home, cache_dir, "--model", "crnn", "--epochs", "2", "--json"))
+        main(_cli_args(root, home, cache_dir, "--model", "crnn", "--epochs", "2", "--workers", "1", "--json"))
     assert exit_.value.code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["model"] == "crnn" and out["epochs_run"] == 2 and out["singers"] == N_SINGERS

@@ -129,10 +129,14 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
         started = time.perf_counter()
         torch.manual_seed(_epoch_seed(train_cfg.seed, epoch))  # dropout stream of this epoch
         batches = epoch_batches(len(train_set), batch_size=train_cfg.batch_size, seed=train_cfg.seed, epoch=epoch)
-        train_loss, train_acc = _fit_epoch(model, optimizer, loss_fn, make_loader(train_set, batches, workers=train_cfg.workers),
-                                           desc=f"epoch {epoch}/{train_cfg.epochs}", total=len(batches), progress=progress)
         val_batches = epoch_batches(len(val_set), batch_size=VAL_BATCH_SIZE, seed=0, epoch=0, shuffle=False)
-        val_loss, val_acc = _evaluate(model, loss_fn, make_loader(val_set, val_batches, workers=train_cfg.workers))
+        with tqdm(total=len(batches), desc=f"epoch {epoch}/{train_cfg.epochs}", unit="batch",
+                  disable=not progress, leave=True) as bar:
+            train_loss, train_acc = _fit_epoch(model, optimizer, loss_fn,
+                                               make_loader(train_set, batches, workers=train_cfg.workers), bar)
+            val_loss, val_acc = _evaluate(model, loss_fn, make_loader(val_set, val_batches, workers=train_cfg.workers))
+            bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", val_loss=f"{val_loss:.3f}",
+                            val_acc=f"{val_acc:.3f}")
         improved = val_acc > state.best_accuracy or (val_acc == state.best_accuracy and val_loss < state.best_loss)
         if improved:
             state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -228,23 +232,22 @@ def _init_input_norm(model: nn.Module, train_set: BlockDataset, *, seed: int) ->
         norm.running_var.copy_(x.var(dim=(0, 2)) if x.numel() > x.shape[1] else torch.ones(x.shape[1]))
 
 
-def _fit_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, loader: Any, *,
-               desc: str, total: int, progress: bool) -> tuple[float, float]:
+def _fit_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, loader: Any,
+               bar: tqdm) -> tuple[float, float]:
     """One pass over the training batches; returns (mean loss, block accuracy)."""
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
-    with tqdm(total=total, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
-        for x, y in loader:  # x: (batch, n_mels, frames) float32; y: (batch,) int64
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(x)  # (batch, n_classes)
-            loss = loss_fn(logits, y)
-            (loss / y.numel()).backward()
-            optimizer.step()
-            loss_sum += float(loss.detach())
-            correct += int((logits.argmax(1) == y).sum())
-            seen += y.numel()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
+    for x, y in loader:  # x: (batch, n_mels, frames) float32; y: (batch,) int64
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(x)  # (batch, n_classes)
+        loss = loss_fn(logits, y)  # summed over the batch
+        (loss / y.numel()).backward()
+        optimizer.step()
+        loss_sum += float(loss.detach())
+        correct += int((logits.argmax(1) == y).sum())
+        seen += y.numel()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
     return loss_sum / seen, correct / seen
 
 
