@@ -85,8 +85,8 @@ def _random_model(model_dir: Path, kind: str) -> Path:
     with torch.no_grad():
         model(torch.from_numpy(_blocks(32)))  # realistic batch-norm statistics
     singers = tuple(f"singer{i:02d}" for i in range(N_SINGERS))
-    ckpt.save_model(model_dir, model.state_dict(),
-                    ckpt.ModelCard(model_config=cfg, feature_config=FeatureConfig(), singers=singers, weights_sha256=""))
+    card = ckpt.ModelCard(model_config=cfg, feature_config=FeatureConfig(), singers=singers, weights_sha256="")
+    ckpt.save_model(model_dir, model.state_dict(), card)
     return model_dir
 
 

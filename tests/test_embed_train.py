@@ -19,6 +19,7 @@ from embed_corpus import make_tracks
 from singerid.cli import main
 from singerid.config import FeatureConfig, ModelConfig, TrainConfig
 from singerid.datasets import load_dataset
+from singerid.datasets.synth import CorpusSpec, generate_corpus
 from singerid.embedder import checkpoint as ckpt
 from singerid.embedder.cache import FeatureCache
 from singerid.embedder.embed import Embedder
@@ -50,6 +51,15 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 singers x 4 songs (song split 2/1/1) x 3.2 s = 3 blocks each: the quickest thing to train."""
     root = tmp_path_factory.mktemp("tiny_corpus")
     make_tracks(root, singers=3, train_songs=4, val_songs=0, seconds=3.2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The product's synthetic-singer corpus, tiny: 3 singers x 3 albums (split 1/1/1) x 1 song x 4 s."""
+    root = tmp_path_factory.mktemp("synth") / "corpus"
+    generate_corpus(root, CorpusSpec(singers=3, albums=3, songs_per_album=1, seconds=4.0, seed=0,
+                                     audio_format="flac"), workers=1)
     return root
 
 
@@ -187,14 +197,18 @@ def test_interrupted_training_resumes_where_it_stopped(tiny_corpus: Path, cache_
     assert [r.val_loss for r in straight.history] == [e["val_loss"] for e in after["epochs"]]
 
 
-def test_train_command_end_to_end(corpus, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    root, _ = corpus
+def test_train_command_end_to_end(synth_corpus: Path, cache_dir: Path, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture) -> None:
     home = tmp_path / "home"
+    args = ["train", str(synth_corpus), "--model", "crnn", "--home", str(home), "--epochs", "2", "--threads", "1",
+            "--workers", "1", "--json"]  # --dataset auto finds artist20's layout; cache in HOME
     with pytest.raises(SystemExit) as exit_:
-        main(_cli_args(root, home, cache_dir, "--model", "crnn", "--epochs", "2", "--workers", "1", "--json"))
+        main(args)
     assert exit_.value.code == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["model"] == "crnn" and out["epochs_run"] == 2 and out["singers"] == N_SINGERS
+    assert out["model"] == "crnn" and out["dataset"] == "artist20" and out["epochs_run"] == 2
+    assert out["singers"] == 3 and out["n_train_blocks"] == 3 * 3 and out["skipped"] == []
+    assert any((home / "cache" / "features").rglob("*.npy"))
     for name in (ckpt.WEIGHTS_FILE, ckpt.SIDECAR_FILE, ckpt.LOG_FILE):
         assert (home / "models" / "crnn" / name).is_file()
     assert Embedder.load(home / "models" / "crnn").model_config.kind == "crnn"
