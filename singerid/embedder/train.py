@@ -280,11 +280,28 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 def _run_key(feature_cfg: FeatureConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, singers: tuple[str, ...],
              train_items: list[LabelledFeatures], val_items: list[LabelledFeatures]) -> dict[str, Any]:
     """What must be equal for a saved state to be resumed (epochs and patience may change)."""
-    data = json.dumps([[p.features_path.name, p.label] for p in train_items] + ["val"]
-                      + [[p.features_path.name, p.label] for p in val_items])
     return {"feature_config": feature_cfg.fingerprint(), "model_config": model_cfg.fingerprint(),
             "singers": list(singers), "seed": train_cfg.seed, "batch_size": train_cfg.batch_size,
-            "lr": train_cfg.lr, "data": hashlib.sha256(data.encode()).hexdigest()[:16]}
+            "lr": train_cfg.lr, "data": _data_key(train_items, val_items)}
+
+
+def _data_key(train_items: list[LabelledFeatures], val_items: list[LabelledFeatures]) -> str:
+    """Hash of which cached feature files (content-addressed) carry which label, per split."""
+    data = json.dumps([[p.features_path.name, p.label] for p in train_items] + ["val"]
+                      + [[p.features_path.name, p.label] for p in val_items])
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def data_fingerprint(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, cache_dir: Path) -> str:
+    """The ``training.data_fingerprint`` that ``train_embedder`` records in model.json for ``tracks``.
+
+    Caches the features of the train and val tracks (as training would; bad audio is skipped)
+    and hashes which cached file carries which label. Equal fingerprints = the same training
+    data, so a saved model can be reused instead of retrained. Raises DatasetError as
+    ``train_embedder`` does for an empty split or too few singers.
+    """
+    train_items, val_items, _, _ = _prepare(tracks, FeatureCache(Path(cache_dir), feature_cfg))
+    return _data_key(train_items, val_items)
 
 
 def _state_dict(key: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, state: _Progress) -> dict:
