@@ -121,6 +121,10 @@ def test_bad_blocks_and_devices_are_parameter_errors(tmp_path: Path) -> None:
         emb.embed(np.zeros((4, 64, 32), np.float32))
     with pytest.raises(ParameterError, match="got dtype float64"):
         emb.embed(np.zeros((4, 128, 32)))
+    bad = _blocks(3)
+    bad[1, 5, 5] = np.nan
+    with pytest.raises(ParameterError, match=r"NaN or infinite values \(1 of 3 blocks\)"):
+        emb.embed(bad)
     with pytest.raises(ParameterError, match="batch_size must be >= 1, got 0"):
         emb.embed(_blocks(2), batch_size=0)
     with pytest.raises(ParameterError, match="unsupported device 'meta'"):

@@ -124,6 +124,9 @@ class Embedder:
             raise ParameterError(f"blocks must be an array (n, {cfg.n_mels}, {cfg.block_frames}), got {shape}")
         if blocks.dtype != np.float32:
             raise ParameterError(f"blocks must be float32 log-mel, got dtype {blocks.dtype}")
+        if not np.isfinite(blocks).all():
+            bad = int(np.count_nonzero(~np.isfinite(blocks).all(axis=(1, 2))))
+            raise ParameterError(f"blocks contain NaN or infinite values ({bad} of {len(blocks)} blocks)")
         return blocks
 
 
