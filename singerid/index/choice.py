@@ -18,7 +18,8 @@ from singerid.errors import ParameterError
 INDEX_TYPES = ("flat", "flat-fp16", "ivf-pq", "hnsw")
 
 # --- thresholds of choose_index_key (ours; see scripts/bench_index.py for the measurements) ---
-FLAT_MAX_VECTORS = 2_000_000  # exact search stays interactive up to here (a 4-min song: ~0.5 s at d=32)
+FLAT_MAX_VECTORS = 2_000_000  # exact search stays interactive up to here: bench_index.py measured ~300
+# query blocks/s against 1M x 32 on 2 busy cores, i.e. ~1 s for a 4-minute song at 1M, ~2 s at 2M
 HNSW_MAX_VECTORS = 50_000_000  # beyond this an HNSW graph takes too long to build on a CPU
 IVF_MIN_VECTORS = 10_000  # PQ needs about 39 x 256 training points for 8-bit codes
 

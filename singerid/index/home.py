@@ -134,6 +134,9 @@ class Home:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))  # accept str too
+
     @classmethod
     def resolve(cls, path: str | os.PathLike[str] | None = None, *,
                 environ: Mapping[str, str] | None = None) -> Home:

@@ -11,6 +11,8 @@ query x reference matrix is ever held in full. ``exact_search`` is the blockwise
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import faiss
@@ -27,6 +29,13 @@ ADD_CHUNK_ROWS = 65_536  # rows copied out of (memory-mapped) input per add call
 NORM_TOLERANCE = 1e-3  # |norm - 1| allowed for "unit" vectors entering the index
 TRAIN_POINTS_PER_CELL = 64  # ivf-pq training sample: 64 points per IVF cell ...
 TRAIN_POINTS_PER_CODE = 64  # ... and at least 64 per PQ centroid (FAISS warns below 39)
+FIRST_BLOCK_ROWS = 2048  # exact_search: rows of the first database block (sets the threshold)
+CANDIDATES_PER_ROW = 64  # exact_search: above k x this many candidates per row, pre-select by argpartition
+# Queries per FAISS call from which exhaustive search (flat search, k-means, IVF assignment) uses
+# BLAS. faiss-cpu 1.15.1 ships 128,000, which sends a song's ~240 query blocks to the scalar SIMD
+# path: 10x slower against 800k references, and PQ training 7x slower (measured, bench_index.py).
+# 20 is FAISS's long-standing default. Set only around our own calls and restored after.
+BLAS_QUERY_THRESHOLD = 20
 GPU_INDEX_TYPES = ("flat", "ivf-pq")  # types faiss-gpu builds and converts back to the same CPU type
 
 
@@ -93,11 +102,12 @@ class VectorIndex:
         if gpu:
             resources = _gpu_resources(spec, gpu_device)
             work = faiss.index_cpu_to_gpu(resources, gpu_device, index)
-        if not work.is_trained:
-            work.train(_training_sample(spec, vectors, seed))
-        for start in range(0, len(ids), chunk_rows):
-            stop = start + chunk_rows
-            work.add_with_ids(check_vectors(vectors[start:stop], spec.dim), ids[start:stop])
+        with blas_threshold():
+            if not work.is_trained:
+                work.train(_training_sample(spec, vectors, seed))
+            for start in range(0, len(ids), chunk_rows):
+                stop = start + chunk_rows
+                work.add_with_ids(check_vectors(vectors[start:stop], spec.dim), ids[start:stop])
         if gpu:
             index = faiss.downcast_index(faiss.index_gpu_to_cpu(work))
         log.info("built %s index (%s) of %d vectors%s", spec.index_type, spec.factory_key, index.ntotal,
@@ -200,10 +210,22 @@ class VectorIndex:
         queries = check_vectors(queries, self.dim, unit=False, what="queries")
         sims = np.empty((len(queries), k), dtype=np.float32)
         ids = np.empty((len(queries), k), dtype=np.int64)
-        for start in range(0, len(queries), batch_size):
-            stop = start + batch_size
-            sims[start:stop], ids[start:stop] = self._index.search(queries[start:stop], int(k))
+        with blas_threshold():
+            for start in range(0, len(queries), batch_size):
+                stop = start + batch_size
+                sims[start:stop], ids[start:stop] = self._index.search(queries[start:stop], int(k))
         return sims, ids
+
+
+@contextmanager
+def blas_threshold(queries: int = BLAS_QUERY_THRESHOLD) -> Iterator[None]:
+    """Within the block, FAISS exhaustive search uses BLAS from ``queries`` queries per call on."""
+    before = faiss.cvar.distance_compute_blas_threshold
+    faiss.cvar.distance_compute_blas_threshold = queries
+    try:
+        yield
+    finally:
+        faiss.cvar.distance_compute_blas_threshold = before
 
 
 def exact_search(queries: np.ndarray, database: np.ndarray, k: int, *, ids: np.ndarray | None = None,
@@ -213,43 +235,57 @@ def exact_search(queries: np.ndarray, database: np.ndarray, k: int, *, ids: np.n
     queries float (nq, d), database float (n, d) (may be a memory map). Memory is bounded by
     query_batch x database_batch doubles. Returns similarities float32 (nq, k) and int64 (nq, k)
     ids (``ids[position]`` if given, else database positions), best first, ties by lower position;
-    -1 where n < k.
+    -1 (similarity -inf) where n < k. After the first database block only values above each row's
+    current k-th best are merged, so the cost is one GEMM plus one comparison per pair.
     """
     q = np.asarray(queries, dtype=np.float64)
     if q.ndim != 2 or np.ndim(database) != 2 or database.shape[1] != q.shape[1]:
         raise ParameterError(f"queries {q.shape} and database {np.shape(database)} must be (n, d) with equal d")
     if k < 1:
         raise ParameterError(f"k must be a positive integer, got {k!r}")
-    n = len(database)
-    out_sims = np.full((len(q), k), -np.inf, dtype=np.float32)
-    out_pos = np.full((len(q), k), -1, dtype=np.int64)
+    out_sims = np.empty((len(q), k), dtype=np.float32)
+    out_pos = np.empty((len(q), k), dtype=np.int64)
     for qs in range(0, len(q), query_batch):
         qb = q[qs:qs + query_batch]
-        best_s = np.full((len(qb), 0), -np.inf)
-        best_p = np.full((len(qb), 0), -1, dtype=np.int64)
-        for ds in range(0, n, database_batch):
-            block = np.asarray(database[ds:ds + database_batch], dtype=np.float64)
-            sims = qb @ block.T  # (query_batch, database_batch)
-            top = _top_columns(sims, k)
-            best_s = np.concatenate([best_s, np.take_along_axis(sims, top, axis=1)], axis=1)
-            best_p = np.concatenate([best_p, top + ds], axis=1)
-            keep = _top_columns(best_s, k)
-            best_s, best_p = np.take_along_axis(best_s, keep, axis=1), np.take_along_axis(best_p, keep, axis=1)
+        best_s = np.full((len(qb), k), -np.inf)  # unordered k best so far, -inf / -1 = none yet
+        best_p = np.full((len(qb), k), -1, dtype=np.int64)
+        for ds, de in _database_blocks(len(database), database_batch):
+            sims = qb @ np.asarray(database[ds:de], dtype=np.float64).T  # (batch, block)
+            mask = sims > best_s.min(axis=1, keepdims=True)  # could enter the top k
+            if mask.sum() > CANDIDATES_PER_ROW * k * len(qb):  # no useful threshold yet: pre-select
+                cols = np.argpartition(-sims, min(k, sims.shape[1]) - 1, axis=1)[:, :k]
+                rows = np.repeat(np.arange(len(qb)), cols.shape[1])
+                cols = cols.ravel()
+            else:
+                rows, cols = np.nonzero(mask)
+            best_s, best_p = _merge_top(best_s, best_p, rows, sims[rows, cols], cols + ds, k)
         order = np.lexsort((best_p, -best_s), axis=-1)
-        width = best_s.shape[1]
-        out_sims[qs:qs + len(qb), :width] = np.take_along_axis(best_s, order, axis=1)
-        out_pos[qs:qs + len(qb), :width] = np.take_along_axis(best_p, order, axis=1)
+        out_sims[qs:qs + len(qb)] = np.take_along_axis(best_s, order, axis=1)
+        out_pos[qs:qs + len(qb)] = np.take_along_axis(best_p, order, axis=1)
     if ids is not None:
         mapped = np.asarray(ids, dtype=np.int64)[np.maximum(out_pos, 0)]
         out_pos = np.where(out_pos >= 0, mapped, -1)
     return out_sims, out_pos
 
 
-def _top_columns(sims: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k largest values per row (unordered); all columns if there are <= k."""
-    if sims.shape[1] <= k:
-        return np.broadcast_to(np.arange(sims.shape[1]), sims.shape).copy()
-    return np.argpartition(-sims, k - 1, axis=1)[:, :k]
+def _database_blocks(n: int, block: int) -> list[tuple[int, int]]:
+    """[start, stop) blocks; the first is small so that a k-th-best threshold exists early."""
+    first = min(n, FIRST_BLOCK_ROWS, block)
+    return [(0, first)] + [(s, min(n, s + block)) for s in range(first, n, block)] if n else []
+
+
+def _merge_top(best_s: np.ndarray, best_p: np.ndarray, rows: np.ndarray, sims: np.ndarray, pos: np.ndarray,
+               k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep, per row, the k best of the current (m, k) entries and the new (row, sim, pos) candidates."""
+    m = len(best_s)
+    all_r = np.concatenate([np.repeat(np.arange(m), k), rows])
+    all_s = np.concatenate([best_s.ravel(), sims])
+    all_p = np.concatenate([best_p.ravel(), pos])
+    # rank within each row: similarity descending, then the real (lower) position before placeholders
+    order = np.lexsort((np.where(all_p < 0, np.iinfo(np.int64).max, all_p), -all_s, all_r))
+    starts = np.concatenate([[0], np.cumsum(k + np.bincount(rows, minlength=m))[:-1]])
+    take = order[starts[:, None] + np.arange(k)]
+    return all_s[take], all_p[take]
 
 
 def _faiss_message(exc: RuntimeError) -> str:
