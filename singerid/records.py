@@ -27,24 +27,17 @@ class Track:
 
 
 @dataclass(frozen=True, slots=True)
-class Neighbour:
-    """One reference block returned for a query block."""
+class Evidence:
+    """A reference song whose blocks were among the nearest neighbours of the query's blocks."""
 
-    block_id: int  # FAISS id = primary key of the block in the metadata store
-    similarity: float  # cosine similarity (inner product of unit vectors), in [-1, 1]
+    song: str  # song id (Track.song_id) of the reference song
+    path: str
     singer: str
-    song: str  # song id or path of the reference song
-    offset_seconds: float  # start of the reference block within its song
-
-
-@dataclass(frozen=True, slots=True)
-class BlockDecision:
-    """The vote of one query block."""
-
-    offset_seconds: float
-    singer: str
-    votes: int  # neighbours (of K) that named ``singer``; for softmax, 0
-    score: float  # summed similarity of those neighbours; for softmax, the probability
+    album: str | None
+    n_matches: int  # (query block, neighbour) pairs that point into this song
+    best_similarity: float  # cosine similarity of the closest pair
+    query_offset_seconds: float  # where in the query the closest pair starts
+    reference_offset_seconds: float  # where in the reference song it starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +49,8 @@ class SongDecision:
     vote_share: float  # fraction of blocks that voted for ``singer``
     n_blocks: int
     runners_up: tuple[tuple[str, float], ...] = ()  # (singer, vote share), best first
-    evidence: tuple[Neighbour, ...] = ()  # nearest reference blocks of the winning singer
+    evidence: tuple[Evidence, ...] = ()  # reference songs of the winner nearest to the query
     mean_similarity: float = 0.0  # mean top-1 similarity of the query blocks
-    method: str = "knn"
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def path(self) -> Path:
-        return Path(self.song)
+    method: str = "knn"  # "knn" (KNN-Net) or "softmax" (the classifier head)
+    predicted: str = ""  # the best singer even when ``singer`` is "unknown"
+    timings: dict = field(default_factory=dict)  # seconds per stage

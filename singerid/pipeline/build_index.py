@@ -1,0 +1,84 @@
+"""`singerid build-index`: the paper's reference matrix as an ID-mapped FAISS index.
+
+Reads the stored block embeddings (memory-mapped shards, in block-id order), builds the index
+whose ids are the store's block ids, writes it atomically under a fresh name, points the
+manifest at it and records the build in the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from singerid.config import IndexConfig
+from singerid.errors import ArtefactError
+from singerid.index.choice import spec_from_config
+from singerid.index.files import ids_sha256
+from singerid.index.home import Home, IndexEntry
+from singerid.index.shards import ShardSet
+from singerid.index.store_records import IndexBuildRecord
+from singerid.index.vectors import VectorIndex
+from singerid.pipeline.common import open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildSummary:
+    index_type: str
+    factory_key: str
+    n_vectors: int
+    dim: int
+    path: Path
+    size_bytes: int
+    seconds: float
+    gpu: bool
+
+    def line(self) -> str:
+        return (f"built {self.index_type} index ({self.factory_key}) of {self.n_vectors:,} vectors, d={self.dim}, "
+                f"{self.size_bytes / 2**20:,.1f} MiB in {self.seconds:.1f} s{' on the GPU' if self.gpu else ''}")
+
+
+def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | None = None,
+                splits: Sequence[str] | None = None, progress: bool = False) -> BuildSummary:
+    """Build and save the index of all stored blocks (or of ``splits`` only).
+
+    Raises ArtefactError when nothing is embedded yet, ParameterError for an index that does
+    not fit (or ``cfg.gpu`` without a GPU).
+    """
+    started = time.perf_counter()
+    manifest = home.read_manifest(missing_ok=True)
+    if manifest.model is None or manifest.feature_config is None:
+        raise ArtefactError(f"nothing is embedded in {home.root} yet; run `singerid embed-corpus DIR --home {home.root}`")
+    with open_store(home, db_url) as store:
+        model_sha256, features = store.embedding_source()
+        if model_sha256 != manifest.model.sha256:
+            raise ArtefactError(f"the store holds vectors of model {str(model_sha256)[:12]}, the manifest records "
+                                f"{manifest.model.sha256[:12]}; embed into a new home")
+        locations = store.block_locations(splits=splits)
+        if len(locations) == 0:
+            which = f" of split(s) {', '.join(splits)}" if splits else ""
+            raise ArtefactError(f"the store in {home.root} holds no blocks{which}; run `singerid embed-corpus` first")
+        dim = manifest.model.embedding_dim
+        vectors = ShardSet(home.shards_dir, dim).gather(locations.shards, locations.rows)  # (n, d) float32
+        spec = spec_from_config(cfg, n_vectors=len(locations), dim=dim)
+        log.info("building %s index of %d vectors", spec.index_type, len(locations))
+        index = VectorIndex.build(spec, vectors, locations.ids, gpu=cfg.gpu)
+        home.create()
+        path = home.new_index_path(spec.index_type)
+        sha = index.save(path)
+        ids_hash = ids_sha256(locations.ids)
+        entry = IndexEntry(file=path.name, sha256=sha, size_bytes=path.stat().st_size, spec=spec,
+                           n_vectors=len(index), model_sha256=manifest.model.sha256, feature_config=features,
+                           ids_sha256=ids_hash, splits=tuple(splits) if splits else None, gpu=cfg.gpu)
+        written = home.write_manifest(dataclasses.replace(manifest, index=entry))
+        home.prune_index_files(written)
+        store.record_index(IndexBuildRecord(index_type=spec.index_type, params=spec.to_dict(), n_vectors=len(index),
+                                            dim=dim, model_sha256=manifest.model.sha256, file_name=path.name,
+                                            file_sha256=sha, ids_sha256=ids_hash))
+    return BuildSummary(index_type=spec.index_type, factory_key=spec.factory_key, n_vectors=len(index), dim=dim,
+                        path=path, size_bytes=entry.size_bytes, seconds=time.perf_counter() - started, gpu=cfg.gpu)

@@ -1,0 +1,135 @@
+"""`singerid embed-corpus`: decode, embed and store songs, one crash-safe transaction per song.
+
+Per song: blocks are streamed from the file (bounded memory), embedded, appended to a shard
+(fsynced), then the song row and its block rows are committed in ONE transaction. A rerun
+skips songs already stored (by content SHA-256); opening the shards for writing truncates any
+rows an interrupted run appended but never committed, so after a kill at any moment a rerun
+ends with no duplicated and no missing blocks. A bad file is recorded in ``failures`` and the
+run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from singerid.audio import LogMel, check_path, iter_song_blocks, probe_audio
+from singerid.embedder.embed import Embedder
+from singerid.errors import AudioError
+from singerid.index.files import sha256_file
+from singerid.index.home import Home
+from singerid.index.shards import ShardSet
+from singerid.index.store import MetadataStore
+from singerid.index.store_records import NewSong
+from singerid.pipeline.common import load_embedder, open_store, record_model, resolve_model_kind
+from singerid.records import Track
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSong:
+    """One song written by ``embed_tracks``: its new block ids and embeddings (for enrol)."""
+
+    path: str
+    block_ids: np.ndarray  # int64 (n,)
+    embeddings: np.ndarray  # float32 (n, d), unit rows
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedSummary:
+    """What one embed run did."""
+
+    n_songs: int  # songs given
+    n_added: int
+    n_skipped: int  # already stored (same content hash)
+    n_failed: int
+    n_blocks: int  # blocks added
+    audio_seconds: float  # duration of the songs added
+    seconds: float  # wall time
+    failures: tuple[tuple[str, str], ...] = ()  # (path, error) of this run
+    repaired_rows: int = 0  # uncommitted shard rows of an interrupted run that were dropped
+    added: tuple[StoredSong, ...] = ()
+
+    @property
+    def x_real_time(self) -> float:
+        return self.audio_seconds / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (f"embedded {self.n_added:,} songs -> {self.n_blocks:,} blocks in {self.seconds:.1f} s "
+                f"({self.x_real_time:,.0f}x real time); {self.n_skipped:,} already stored, {self.n_failed:,} failed")
+
+
+def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None = None, db_url: str | None = None,
+                 batch_size: int = 256, progress: bool = False, durable: bool = True,
+                 embedder: Embedder | None = None) -> EmbedSummary:
+    """Embed ``tracks`` into the home's store and shards (not the index: see build_index / enrol).
+
+    A singer the model was trained on is stored as "trained", any other as "enrolled". Raises
+    ArtefactError when the home's model is missing or differs from the stored vectors'.
+    """
+    started = time.perf_counter()
+    kind = resolve_model_kind(home, model_kind)
+    embedder = embedder or load_embedder(home, kind)
+    home.create()
+    record_model(home, home.read_manifest(missing_ok=True), embedder)
+    cfg = embedder.feature_config
+    front = LogMel(cfg)
+    known = set(embedder.singers)
+    added: list[StoredSong] = []
+    failures: list[tuple[str, str]] = []
+    n_skipped = 0
+    audio_seconds = 0.0
+    with open_store(home, db_url) as store:
+        store.bind_embeddings(embedder.weights_sha256, cfg)
+        with ShardSet.open_writer(home.shards_dir, embedder.embedding_dim, committed_rows=store.shard_row_counts(),
+                                  durable=durable) as shards:
+            repaired = sum(shards.repaired.values())
+            bar = tqdm(tracks, desc="embed", unit="song", disable=not progress)
+            for track in bar:
+                try:
+                    stored = _embed_one(track, embedder, front, store, shards, batch_size=batch_size,
+                                        singer_kind="trained" if track.singer in known else "enrolled")
+                except AudioError as exc:
+                    log.warning("%s", exc)
+                    store.record_failure(str(track.path), str(exc))
+                    failures.append((str(track.path), str(exc)))
+                    continue
+                if stored is None:
+                    n_skipped += 1
+                    continue
+                song, seconds = stored
+                added.append(song)
+                audio_seconds += seconds
+                bar.set_postfix(blocks=sum(len(s.block_ids) for s in added), failed=len(failures))
+    return EmbedSummary(n_songs=len(tracks), n_added=len(added), n_skipped=n_skipped, n_failed=len(failures),
+                        n_blocks=sum(len(s.block_ids) for s in added), audio_seconds=audio_seconds,
+                        seconds=time.perf_counter() - started, failures=tuple(failures), repaired_rows=repaired,
+                        added=tuple(added))
+
+
+def _embed_one(track: Track, embedder: Embedder, front: LogMel, store: MetadataStore, shards: ShardSet, *,
+               batch_size: int, singer_kind: str) -> tuple[StoredSong, float] | None:
+    """Store one song; None if it is already stored. Raises AudioError for unusable audio."""
+    path = check_path(track.path)
+    sha = sha256_file(path)
+    if store.find_song(sha) is not None:
+        return None
+    info = probe_audio(path)
+    pieces, offsets = [], []
+    for batch in iter_song_blocks(path, embedder.feature_config, logmel=front):
+        pieces.append(embedder.embed(batch.blocks, batch_size=batch_size))  # (n, d) per streamed chunk
+        offsets.append(batch.offsets_seconds)
+    embeddings = np.concatenate(pieces)
+    span = shards.append(embeddings)
+    song = NewSong(path=str(Path(path).absolute()), content_sha256=sha, singer=track.singer, song_key=track.song_id,
+                   split=track.split, duration_seconds=info.duration_seconds, dataset=track.dataset,
+                   album=track.album, singer_kind=singer_kind)
+    ids = store.add_song(song, offsets_seconds=np.concatenate(offsets), shard=span.shard, first_row=span.first_row)
+    return StoredSong(song.path, ids, embeddings), info.duration_seconds

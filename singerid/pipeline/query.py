@@ -1,0 +1,222 @@
+"""`singerid query`: who sings this song, and why (KNN-Net stage 2, or the softmax head).
+
+KNN (the paper's Attention-CRNN-KNN): every block of the query is embedded and searched in the
+FAISS index in batches (no query x reference matrix is ever formed); its K nearest reference
+blocks vote (singerid.decision), and the blocks vote for the song. Evidence: the reference
+songs of the winning singer that the query's blocks matched, with offsets and similarities.
+Softmax (the paper's CRNN / Attention-CRNN rows): argmax of the classifier head per block.
+Memory stays bounded for long files: blocks are streamed and only k ids per block are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from singerid import constants as C
+from singerid.audio import LogMel, iter_song_blocks
+from singerid.decision import MISSING, knn_block_votes, song_vote
+from singerid.embedder.embed import Embedder
+from singerid.errors import ParameterError
+from singerid.index.consistency import VectorsState, find_problems, raise_if_inconsistent
+from singerid.index.files import ids_sha256
+from singerid.index.home import Home
+from singerid.index.store import MetadataStore
+from singerid.index.store_records import BlockLabels
+from singerid.index.vectors import VectorIndex
+from singerid.pipeline.common import load_embedder, open_store, require_index
+from singerid.records import Evidence, SongDecision
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "unknown"
+METHODS = ("knn", "softmax")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOptions:
+    """How a song is decided."""
+
+    k: int = C.K_NEIGHBOURS  # neighbours per block (paper §3.3)
+    method: str = "knn"  # "knn" or "softmax"
+    top: int = 5  # runners-up reported
+    n_evidence: int = 5  # reference songs reported as evidence
+    min_similarity: float | None = None  # below this mean top-1 similarity the answer is "unknown"
+    min_share: float | None = None  # below this winning vote share the answer is "unknown"
+    batch_size: int = 256  # blocks per embedding batch
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ParameterError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.k < 1:
+            raise ParameterError(f"k must be >= 1, got {self.k}")
+        if self.min_share is not None and not 0.0 <= self.min_share <= 1.0:
+            raise ParameterError(f"min_share must lie in [0, 1], got {self.min_share}")
+        if self.min_similarity is not None and not -1.0 <= self.min_similarity <= 1.0:
+            raise ParameterError(f"min_similarity must lie in [-1, 1], got {self.min_similarity}")
+
+
+@dataclass(slots=True)
+class _Blocks:
+    """What a streamed song leaves behind: per block, its offset and its k neighbours."""
+
+    offsets: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)  # int64 (n, k) singer codes
+    sims: list[np.ndarray] = field(default_factory=list)  # float32 (n, k)
+    ids: list[np.ndarray] = field(default_factory=list)  # int64 (n, k) block ids
+    timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+
+class QueryEngine:
+    """A home opened for queries: embedder, FAISS index, metadata store, checked against each other."""
+
+    def __init__(self, home: Home, embedder: Embedder, index: VectorIndex, store: MetadataStore,
+                 labels: BlockLabels) -> None:
+        self.home = home
+        self.embedder = embedder
+        self.index = index
+        self.store = store
+        self.labels = labels
+        self._front = LogMel(embedder.feature_config)
+
+    @classmethod
+    def open(cls, home: Home, *, db_url: str | None = None, device: str = "cpu") -> QueryEngine:
+        """Open ``home`` for queries. Raises ArtefactError naming the repair if its parts disagree."""
+        manifest = home.read_manifest()
+        entry = require_index(home, manifest)
+        embedder = load_embedder(home, manifest.model.kind, device=device)
+        store = open_store(home, db_url)
+        try:
+            index = VectorIndex.load(home.index_path(entry))
+            labels = store.block_labels(splits=entry.splits)
+            stored_sha, stored_features = store.embedding_source()
+            problems = find_problems(
+                home, manifest,
+                store=VectorsState(len(labels.ids), ids_sha256(labels.ids), stored_sha, stored_features),
+                index=VectorsState(len(index)), model_sha256=embedder.weights_sha256,
+                feature_config=embedder.feature_config)
+            raise_if_inconsistent(problems)
+        except BaseException:
+            store.close()
+            raise
+        return cls(home, embedder, index, store, labels)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> QueryEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def singers(self) -> tuple[str, ...]:
+        """Singer names of the indexed blocks, sorted; label i of ``neighbour_labels`` is singers[i]."""
+        return self.labels.singers
+
+    def neighbour_labels(self, embeddings: np.ndarray, k: int, *, batch_size: int = 4096
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """Singer codes int64 (n, k) (-1 for none) and similarities float32 (n, k) of the k nearest blocks."""
+        sims, ids = self.index.search(embeddings, k, batch_size=batch_size)
+        return self.labels.singers_of(ids).astype(np.int64), sims
+
+    def identify(self, path: str | Path, options: QueryOptions = QueryOptions()) -> SongDecision:
+        """Decide who sings ``path``. Raises AudioError for unusable audio."""
+        if options.method == "softmax":
+            return self._identify_softmax(Path(path), options)
+        started = time.perf_counter()
+        got = self._stream(Path(path), options)
+        labels, sims, ids = (np.concatenate(got.labels), np.concatenate(got.sims), np.concatenate(got.ids))
+        offsets = np.concatenate(got.offsets)
+        t0 = time.perf_counter()
+        singers = self.singers
+        votes = knn_block_votes(labels, sims, k=options.k, n_classes=len(singers))
+        winner, shares = song_vote(votes.pred, votes.score, n_classes=len(singers))
+        got.timings["vote"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        evidence = self._evidence(winner, labels, sims, ids, offsets, options.n_evidence)
+        got.timings["metadata"] += time.perf_counter() - t0
+        mean_top1 = float(np.mean(sims[:, 0][ids[:, 0] != MISSING])) if (ids[:, 0] != MISSING).any() else -1.0
+        got.timings["total"] = time.perf_counter() - started
+        return _decision(str(path), singers, winner, shares, n_blocks=len(labels), evidence=evidence,
+                         mean_similarity=mean_top1, options=options, timings=dict(got.timings))
+
+    def _stream(self, path: Path, options: QueryOptions) -> _Blocks:
+        got = _Blocks()
+        t0 = time.perf_counter()
+        for batch in iter_song_blocks(path, self.embedder.feature_config, logmel=self._front):
+            t1 = time.perf_counter()
+            got.timings["audio"] += t1 - t0
+            emb = self.embedder.embed(batch.blocks, batch_size=options.batch_size)  # (n, d) unit rows
+            t2 = time.perf_counter()
+            sims, ids = self.index.search(emb, options.k)  # (n, k) each
+            t3 = time.perf_counter()
+            got.labels.append(self.labels.singers_of(ids).astype(np.int64))
+            got.sims.append(sims)
+            got.ids.append(ids)
+            got.offsets.append(batch.offsets_seconds)
+            got.timings["embed"] += t2 - t1
+            got.timings["search"] += t3 - t2
+            t0 = time.perf_counter()
+            got.timings["vote"] += t0 - t3
+        got.timings["audio"] += time.perf_counter() - t0  # the decoder's final checks
+        return got
+
+    def _evidence(self, winner: int, labels: np.ndarray, sims: np.ndarray, ids: np.ndarray, offsets: np.ndarray,
+                  n_evidence: int) -> tuple[Evidence, ...]:
+        """Reference songs of ``winner`` most often among the query blocks' neighbours (one DB query)."""
+        rows, cols = np.nonzero(labels == winner)
+        if rows.size == 0 or n_evidence <= 0:
+            return ()
+        info = self.store.lookup_blocks(ids[rows, cols])
+        per_song: dict[int, list[tuple[float, float, float]]] = defaultdict(list)
+        for r, c in zip(rows.tolist(), cols.tolist()):
+            block = info.get(int(ids[r, c]))
+            if block is not None:
+                per_song[block.song_id].append((float(sims[r, c]), float(offsets[r]), block.offset_seconds))
+        first = {b.song_id: b for b in info.values()}
+        ranked = sorted(per_song.items(), key=lambda kv: (-len(kv[1]), -max(m[0] for m in kv[1]), kv[0]))
+        out = []
+        for song_id, matches in ranked[:n_evidence]:
+            best = max(matches)
+            b = first[song_id]
+            out.append(Evidence(song=b.song_key, path=b.song_path, singer=b.singer, album=b.album,
+                                n_matches=len(matches), best_similarity=best[0], query_offset_seconds=best[1],
+                                reference_offset_seconds=best[2]))
+        return tuple(out)
+
+    def _identify_softmax(self, path: Path, options: QueryOptions) -> SongDecision:
+        started = time.perf_counter()
+        preds, scores = [], []
+        for batch in iter_song_blocks(path, self.embedder.feature_config, logmel=self._front):
+            logits = self.embedder.logits(batch.blocks, batch_size=options.batch_size)  # (n, n_classes)
+            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
+            preds.append(probs.argmax(axis=1))
+            scores.append(probs.max(axis=1))
+        pred, score = np.concatenate(preds).astype(np.int64), np.concatenate(scores).astype(np.float64)
+        singers = self.embedder.singers
+        winner, shares = song_vote(pred, score, n_classes=len(singers))
+        return _decision(str(path), singers, winner, shares, n_blocks=len(pred), evidence=(),
+                         mean_similarity=float(score.mean()), options=options,
+                         timings={"total": time.perf_counter() - started})
+
+
+def _decision(song: str, singers: tuple[str, ...], winner: int, shares: np.ndarray, *, n_blocks: int,
+              evidence: tuple[Evidence, ...], mean_similarity: float, options: QueryOptions,
+              timings: dict[str, float]) -> SongDecision:
+    order = [int(i) for i in np.argsort(-shares, kind="stable") if int(i) != winner and shares[i] > 0]
+    runners_up = tuple((singers[i], float(shares[i])) for i in order[:options.top])
+    share = float(shares[winner])
+    unknown = ((options.min_share is not None and share < options.min_share)
+               or (options.min_similarity is not None and mean_similarity < options.min_similarity))
+    return SongDecision(song=song, singer=UNKNOWN if unknown else singers[winner], vote_share=share,
+                        n_blocks=n_blocks, runners_up=runners_up, evidence=evidence,
+                        mean_similarity=mean_similarity, method=options.method, predicted=singers[winner],
+                        timings=timings)
