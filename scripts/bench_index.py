@@ -98,8 +98,10 @@ def bench_exact(d: int, n: int, peak_gflops: float, budget_s: float, repeats: in
     torch_search(qt[:8], xt, K_NEIGHBOURS)
     plain = faiss.IndexFlatIP(d)  # FAISS as shipped: its own BLAS threshold (see vectors.BLAS_QUERY_THRESHOLD)
     plain.add(x)
-    methods = {"faiss": lambda: index.search(q, K_NEIGHBOURS)[1], "numpy": lambda: numpy_search(q, x, K_NEIGHBOURS),
-               "torch": lambda: torch_search(qt, xt, K_NEIGHBOURS), "faiss_shipped": lambda: plain.search(q, K_NEIGHBOURS)[1]}
+    methods = {"faiss": lambda: index.search(q, K_NEIGHBOURS)[1],
+               "numpy": lambda: numpy_search(q, x, K_NEIGHBOURS),
+               "torch": lambda: torch_search(qt, xt, K_NEIGHBOURS),
+               "faiss_shipped": lambda: plain.search(q, K_NEIGHBOURS)[1]}
     results: dict[str, np.ndarray] = {}
     seconds = dict.fromkeys(methods, float("inf"))
     for _ in range(repeats):  # interleaved, best of repeats: fair under background load

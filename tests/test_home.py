@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,7 +63,8 @@ def test_manifest_round_trip(tmp_path):
 def test_missing_manifest(tmp_path):
     home = Home(tmp_path)
     assert home.read_manifest(missing_ok=True) == Manifest()
-    with pytest.raises(ArtefactError, match=rf"manifest.json does not exist; run `singerid build-index --home {tmp_path}`"):
+    with pytest.raises(ArtefactError,
+                       match=rf"manifest.json does not exist; run `singerid build-index --home {tmp_path}`"):
         home.read_manifest()
 
 
@@ -156,7 +156,8 @@ def test_store_changed_after_the_build_names_build_index(built):
     store.remove_songs(["/c/1.mp3"])
     store_state, index_state = facts(store, index)
     problems = find_problems(home, manifest, store=store_state, index=index_state)
-    assert problems == [f"the store has 20 vectors, the manifest's index 30; run `singerid build-index --home {home.root}`"]
+    assert problems == [f"the store has 20 vectors, the manifest's index 30; "
+                        f"run `singerid build-index --home {home.root}`"]
     with pytest.raises(ArtefactError, match=r"^the store has 20 vectors, .*run `singerid build-index --home "):
         raise_if_inconsistent(problems)
 

@@ -55,6 +55,12 @@ def find_pg_bin() -> Path | None:
     return None
 
 
+def traversable_tmp() -> str:
+    """A temporary-files directory the unprivileged server user can enter ($TMPDIR may be root-only)."""
+    default = tempfile.gettempdir()
+    return default if os.stat(default).st_mode & 0o001 else "/tmp"
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -67,7 +73,7 @@ class PostgresServer:
     def __init__(self, bin_dir: Path) -> None:
         self.bin_dir = bin_dir
         self.port = free_port()
-        self.base = Path(tempfile.mkdtemp(prefix="singerid-pg-"))
+        self.base = Path(tempfile.mkdtemp(prefix="singerid-pg-", dir=traversable_tmp()))
         self.data = self.base / "data"
         self.log = self.base / "server.log"
         self.run_as: dict = {}

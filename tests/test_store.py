@@ -200,7 +200,8 @@ def test_counts_per_singer_and_split_and_block_labels(store):
 
 def test_singer_kind_is_kept_and_conflicts_are_refused(store):
     store.add_song(song("alice", 0), offsets_seconds=np.arange(2.0), shard=0, first_row=0)
-    with pytest.raises(ParameterError, match=r"singer 'alice' is already in the store as a trained singer, not enrolled"):
+    with pytest.raises(ParameterError, match=r"singer 'alice' is already in the store as a trained singer, "
+                                             r"not enrolled"):
         store.add_song(song("alice", 1, kind="enrolled"), offsets_seconds=np.arange(2.0), shard=0, first_row=2)
 
 

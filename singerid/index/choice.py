@@ -179,7 +179,8 @@ def choose_index_key(n_vectors: int, dim: int, budget_bytes: int) -> IndexSpec:
     Returns the chosen IndexSpec with default parameters.
     """
     if n_vectors < 0 or dim <= 0 or budget_bytes <= 0:
-        raise ParameterError(f"choose_index_key needs n >= 0, dim > 0, budget > 0; got {n_vectors}, {dim}, {budget_bytes}")
+        raise ParameterError(f"choose_index_key needs n >= 0, dim > 0, budget > 0; "
+                             f"got {n_vectors}, {dim}, {budget_bytes}")
     candidates: list[str] = []
     if n_vectors <= FLAT_MAX_VECTORS:
         candidates += ["flat", "flat-fp16"]

@@ -72,7 +72,8 @@ def find_problems(home: Home, manifest: Manifest, *, store: VectorsState | None 
         if state is None:
             continue
         if state.n_vectors != entry.n_vectors:
-            problems.append(f"{name} has {state.n_vectors:,} vectors, the manifest's index {entry.n_vectors:,}; {rebuild}")
+            problems.append(f"{name} has {state.n_vectors:,} vectors, the manifest's index "
+                            f"{entry.n_vectors:,}; {rebuild}")
         elif state.ids_sha256 is not None and state.ids_sha256 != entry.ids_sha256:
             problems.append(f"{name} holds other block ids than the manifest's index (same count); {rebuild}")
     return problems

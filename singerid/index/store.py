@@ -275,7 +275,8 @@ class MetadataStore:
 
     def counts(self) -> StoreCounts:
         """Songs and blocks per singer and split (from songs.n_blocks; one GROUP BY query)."""
-        stmt = (select(Singer.name, Singer.kind, Song.split, func.count(Song.id), func.coalesce(func.sum(Song.n_blocks), 0))
+        n_blocks = func.coalesce(func.sum(Song.n_blocks), 0)
+        stmt = (select(Singer.name, Singer.kind, Song.split, func.count(Song.id), n_blocks)
                 .join(Song, Song.singer_id == Singer.id, isouter=True)
                 .group_by(Singer.name, Singer.kind, Song.split).order_by(Singer.name))
         per: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}

@@ -32,7 +32,8 @@ class NewSong:
 
     def __post_init__(self) -> None:
         if not _SHA256.fullmatch(str(self.content_sha256)):
-            raise ParameterError(f"{self.path}: content_sha256 must be 64 lowercase hex digits, got {self.content_sha256!r}")
+            raise ParameterError(f"{self.path}: content_sha256 must be 64 lowercase hex digits, "
+                                 f"got {self.content_sha256!r}")
         if self.split not in SPLITS:
             raise ParameterError(f"{self.path}: split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.singer_kind not in SINGER_KINDS:
