@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from singerid.decision import song_vote
 from singerid.errors import ParameterError
 from singerid.evaluation.results import Predictions
 
@@ -47,15 +48,18 @@ def vote_songs(block_song_ids: Sequence[str], block_preds: Sequence[str],
         bad = float(scores[~np.isfinite(scores)][0])
         raise ParameterError(f"block scores must be finite, got {bad!r}")
 
-    tally: dict[str, dict[str, list[float]]] = {}  # song -> singer -> [votes, summed score]
-    for song, singer, score in zip(songs, preds, scores.tolist()):
-        cell = tally.setdefault(song, {}).setdefault(singer, [0.0, 0.0])
-        cell[0] += 1
-        cell[1] += score
+    # The rule itself is singerid.decision.song_vote (shared with `singerid query`); labels are
+    # indexes into the sorted names, so its last tie break (lower index) is the first name.
+    names = sorted(set(preds))
+    code = {name: i for i, name in enumerate(names)}
+    labels = np.array([code[p] for p in preds], dtype=np.int64)
+    rows_of: dict[str, list[int]] = {}
+    for i, song in enumerate(songs):
+        rows_of.setdefault(song, []).append(i)
     out: dict[str, str] = {}
-    for song, per_singer in tally.items():
-        # max votes, then max score, then the smallest name: sort by (-votes, -score, name)
-        out[song] = min(per_singer.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[0]
+    for song, rows in rows_of.items():
+        label, _ = song_vote(labels[rows], scores[rows], n_classes=len(names))
+        out[song] = names[label]
     return out
 
 
