@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from singerid.errors import ArtefactError
+from singerid.index.store import MetadataStore
+
 # The backend-neutral store tests (everything that takes ``store_url``), collected here again so
 # that they run with this module's ``store_url`` fixture.
 from test_store import (  # noqa: F401
@@ -136,8 +139,13 @@ def store_url(pg_server):
 
 
 def test_the_server_is_postgresql_on_loopback(store_url):
-    from singerid.index.store import MetadataStore
-
     with MetadataStore(store_url) as store:
         assert store.engine.dialect.name == "postgresql"
         assert store.url.startswith("postgresql+psycopg://singerid@127.0.0.1:")
+
+
+def test_an_unreachable_server_is_a_clear_error():
+    pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
+    url = f"postgresql+psycopg://singerid:secret@127.0.0.1:{free_port()}/nowhere"
+    with pytest.raises(ArtefactError, match=r"cannot open metadata store postgresql\+psycopg://singerid:\*\*\*@127"):
+        MetadataStore(url)  # and the password is not printed

@@ -119,6 +119,8 @@ def test_bad_song_values_are_parameter_errors(store):
         NewSong("/x.mp3", sha("x"), "alice", "x", "dev", 1.0)
     with pytest.raises(ParameterError, match=r"content_sha256 must be 64 lowercase hex digits, got 'abc'"):
         NewSong("/x.mp3", "abc", "alice", "x", "train", 1.0)
+    with pytest.raises(ParameterError, match=r"singer name must have 1 to 255 characters, got 300"):
+        NewSong("/x.mp3", sha("x"), "a" * 300, "x", "train", 1.0)
     with pytest.raises(ParameterError, match=r"offsets_seconds must be a finite 1-D array"):
         store.add_song(song("alice", 0), offsets_seconds=np.array([0.0, np.nan]), shard=0, first_row=0)
 

@@ -20,7 +20,7 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session
 
 from singerid.config import FeatureConfig
@@ -55,17 +55,25 @@ class MetadataStore:
     def _open(self) -> None:
         try:
             Base.metadata.create_all(self._engine)  # checks first: idempotent
-            with self._session() as s:
-                info = s.get(StoreInfo, 1)
-                if info is None:
-                    s.add(StoreInfo(id=1, schema_version=SCHEMA_VERSION, next_block_id=0))
-                    return
-                found = info.schema_version
+            found = self._schema_version()
         except OperationalError as exc:
             raise ArtefactError(f"cannot open metadata store {self.url}: {_first_line(exc.orig or exc)}") from exc
         if found != SCHEMA_VERSION:
             raise ArtefactError(f"metadata store {self.url} has schema version {found}, this singerid needs "
                                 f"{SCHEMA_VERSION}; embed the corpus into a new home (or a new --db)")
+
+    def _schema_version(self) -> int:
+        """The stored schema version; a new store gets the current one (a racing creator's row wins)."""
+        try:
+            with Session(self._engine) as s, s.begin():
+                info = s.get(StoreInfo, 1)
+                if info is not None:
+                    return info.schema_version
+                s.add(StoreInfo(id=1, schema_version=SCHEMA_VERSION, next_block_id=0))
+            return SCHEMA_VERSION
+        except IntegrityError:  # another process created the row between our read and insert
+            with Session(self._engine) as s:
+                return s.get(StoreInfo, 1).schema_version
 
     @property
     def engine(self) -> Engine:
@@ -83,9 +91,18 @@ class MetadataStore:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        """One transaction: commit on success, roll back on any error."""
-        with Session(self._engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        """One transaction: commit on success, roll back on any error.
+
+        Database failures (lost connection, lock timeout, value the column cannot hold) become
+        ArtefactError; IntegrityError is left to the caller, who knows which row was refused.
+        """
+        try:
+            with Session(self._engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise ArtefactError(f"metadata store {self.url}: {_first_line(exc.orig or exc)}") from exc
 
     # --- model binding -------------------------------------------------------------------
     def bind_embeddings(self, model_sha256: str, feature_config: FeatureConfig) -> None:

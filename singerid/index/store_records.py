@@ -13,6 +13,7 @@ from singerid.errors import ParameterError
 from singerid.records import SPLITS
 
 SINGER_KINDS = ("trained", "enrolled")  # the model saw this singer in training / it was added later
+MAX_NAME_CHARS = 255  # singers.name is VARCHAR(255)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -38,8 +39,9 @@ class NewSong:
             raise ParameterError(f"{self.path}: split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.singer_kind not in SINGER_KINDS:
             raise ParameterError(f"singer kind must be one of {', '.join(SINGER_KINDS)}, got {self.singer_kind!r}")
-        if not self.singer:
-            raise ParameterError(f"{self.path}: singer name is empty")
+        if not self.singer or len(self.singer) > MAX_NAME_CHARS:
+            raise ParameterError(f"{self.path}: singer name must have 1 to {MAX_NAME_CHARS} characters, "
+                                 f"got {len(self.singer)}")
         if not self.duration_seconds >= 0:
             raise ParameterError(f"{self.path}: duration_seconds must be >= 0, got {self.duration_seconds!r}")
 
