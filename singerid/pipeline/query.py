@@ -92,15 +92,13 @@ class QueryEngine:
         embedder = load_embedder(home, manifest.model.kind, device=device)
         store = open_store(home, db_url)
         try:
-            index = VectorIndex.load(home.index_path(entry))
             labels = store.block_labels(splits=entry.splits)
             stored_sha, stored_features = store.embedding_source()
-            problems = find_problems(
-                home, manifest,
-                store=VectorsState(len(labels.ids), ids_sha256(labels.ids), stored_sha, stored_features),
-                index=VectorsState(len(index)), model_sha256=embedder.weights_sha256,
-                feature_config=embedder.feature_config)
-            raise_if_inconsistent(problems)
+            store_state = VectorsState(len(labels.ids), ids_sha256(labels.ids), stored_sha, stored_features)
+            parts = {"model_sha256": embedder.weights_sha256, "feature_config": embedder.feature_config}
+            raise_if_inconsistent(find_problems(home, manifest, store=store_state, **parts))  # before loading
+            index = VectorIndex.load(home.index_path(entry))
+            raise_if_inconsistent(find_problems(home, manifest, index=VectorsState(len(index)), **parts))
         except BaseException:
             store.close()
             raise
