@@ -1,0 +1,101 @@
+"""What ``singerid evaluate`` is asked to do: the datasets (``--dataset KEY=PATH``) and the
+run configuration, validated on construction (ParameterError quoting the bad value)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from singerid import constants as C
+from singerid.config import FeatureConfig, IndexConfig, TrainConfig
+from singerid.datasets import KINDS, SPLIT_MODES
+from singerid.errors import ParameterError
+from singerid.evaluation import K_VALUES, METHODS
+from singerid.evaluation.results import PAPER_DATASETS
+
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")  # the rule of DatasetResult.key (report.json keys)
+METHOD_MODEL: dict[str, str | None] = {"crnn": "crnn", "attcrnn": "attcrnn", "attcrnn-knn": "attcrnn",
+                                       "crnn-knn": "crnn", "mfcc-logreg": None}  # embedder each method needs
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetSpec:
+    """One ``--dataset KEY=PATH``: the report key and where the data is.
+
+    The key names the report column (artist20 / singer32 / singer60 are the paper's A20 /
+    S32 / S60; any other key, e.g. "synthetic", gets a table of its own) and, when it is a
+    reader kind, which reader to use (otherwise the layout is detected).
+    """
+
+    key: str
+    root: Path
+
+    @property
+    def kind(self) -> str:
+        return self.key if self.key in KINDS else "auto"
+
+    @property
+    def is_paper_dataset(self) -> bool:
+        return self.key in PAPER_DATASETS
+
+    @classmethod
+    def parse(cls, text: str) -> DatasetSpec:
+        """``"artist20=/data/artist20"`` -> DatasetSpec. Raises ParameterError quoting ``text``."""
+        key, sep, path = text.partition("=")
+        key = key.strip()
+        if not sep or not key or not path.strip():
+            raise ParameterError(f"--dataset {text!r}: expected KEY=PATH, e.g. artist20=/data/artist20")
+        if not KEY_PATTERN.match(key):
+            raise ParameterError(f"--dataset {text!r}: key {key!r} must be lower-case letters, digits, "
+                                 "'-', '_' or '.'")
+        return cls(key, Path(path.strip()).expanduser())
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluateConfig:
+    """What ``evaluate`` runs. Defaults: the paper's protocol (all methods, seeds 0, 21, 42, K = 11)."""
+
+    methods: tuple[str, ...] = METHODS  # report rows; see singerid.evaluation.METHODS
+    seeds: tuple[int, ...] = C.BASELINE_SEEDS  # CRNN baseline's repeats; each seed = split + training seed
+    split: str = "album"  # reader split mode: album (paper protocol), lists or song
+    k: int = C.K_NEIGHBOURS  # neighbours of the headline KNN numbers (paper §3.3)
+    feature: FeatureConfig = FeatureConfig()
+    train: TrainConfig = TrainConfig()  # its seed is replaced by each run's seed
+    index: IndexConfig = IndexConfig()
+    reuse_home: Path | None = None  # a home whose matching models are copied instead of retrained
+    batch_size: int = 256  # blocks per forward pass at inference
+    workers: int = 1  # processes computing the baseline's MFCCs
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise ParameterError(f"unknown method {bad[0] if bad else ''!r}; use a comma list of {', '.join(METHODS)}")
+        if len(set(self.methods)) != len(self.methods):
+            raise ParameterError(f"methods must be distinct, got {','.join(self.methods)}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            raise ParameterError(f"seeds must be distinct non-negative integers, got {list(self.seeds)}")
+        if self.split not in SPLIT_MODES:
+            raise ParameterError(f"unknown split {self.split!r}: use one of {', '.join(SPLIT_MODES)}")
+        if self.k < 1:
+            raise ParameterError(f"k must be >= 1, got {self.k}")
+        if self.batch_size < 1 or self.workers < 1:
+            raise ParameterError(f"batch_size and workers must be >= 1, got {self.batch_size} and {self.workers}")
+
+    @property
+    def model_kinds(self) -> tuple[str, ...]:
+        """Embedders the methods need, CRNN first."""
+        needed = {METHOD_MODEL[m] for m in self.methods}
+        return tuple(kind for kind in ("crnn", "attcrnn") if kind in needed)
+
+    @property
+    def search_k(self) -> int:
+        """Neighbours fetched per test block: enough for the headline K and the whole K grid."""
+        return max(*K_VALUES, self.k)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"methods": list(self.methods), "seeds": list(self.seeds), "split": self.split, "k": self.k,
+                "k_values": list(K_VALUES), "feature": self.feature.to_dict(),
+                "train": {k: v for k, v in self.train.to_dict().items() if k != "seed"},
+                "index": self.index.to_dict(), "reuse_home": str(self.reuse_home) if self.reuse_home else None}

@@ -1,0 +1,135 @@
+"""``evaluate``'s stage 1: a trained CRNN / Attention-CRNN per dataset and seed, reused when it matches.
+
+A run home (``OUT/runs/<dataset>/seed-<seed>/<kind>/``) holds one model under
+``models/<kind>/`` plus the vector store of that model's reference blocks. A model already
+there, or one in ``--home``, is reused when its model.json records the same model kind and
+architecture, feature config, training settings (epochs, batch size, lr, patience, seed) and
+training-data fingerprint (which cached feature files carried which label); otherwise it is
+trained (an interrupted training resumes from its last epoch). When the model changes, the
+home's stored vectors and index belong to the old model and are deleted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from singerid.config import FeatureConfig, ModelConfig, TrainConfig
+from singerid.embedder import checkpoint as ckpt
+from singerid.embedder.cache import content_sha256
+from singerid.embedder.train import data_fingerprint, train_embedder
+from singerid.errors import ArtefactError
+from singerid.index.home import Home
+from singerid.records import Track
+
+log = logging.getLogger(__name__)
+
+IGNORED_TRAIN_FIELDS = ("workers",)  # settings that do not change the trained weights
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOutcome:
+    """Where the model of one (dataset, seed, kind) came from."""
+
+    kind: str  # "crnn" or "attcrnn"
+    model_dir: Path  # HOME/models/<kind> of the run home
+    source: str  # "trained", "reused" (already in the run home) or "copied" (from --home)
+    seconds: float  # wall time spent here (training, or checking and copying)
+
+
+def ensure_model(kind: str, tracks: Sequence[Track], *, home: Home, feature_cfg: FeatureConfig,
+                 train_cfg: TrainConfig, cache_dir: Path, reuse_home: Path | None = None,
+                 progress: bool = False) -> ModelOutcome:
+    """Make sure ``home.model_dir(kind)`` holds a model trained on ``tracks`` with these settings.
+
+    ``tracks``: the dataset's tracks (its "train" split is fitted, "val" stops early).
+    ``reuse_home``: another home whose ``models/<kind>`` is copied when it matches.
+    Raises what ``train_embedder`` raises (DatasetError, AudioError...), ArtefactError for a
+    model directory that cannot be replaced.
+    """
+    started = time.perf_counter()
+    fingerprint = data_fingerprint(tracks, feature_cfg=feature_cfg, cache_dir=cache_dir)
+    target = home.model_dir(kind)
+    reason = mismatch(target, kind=kind, feature_cfg=feature_cfg, train_cfg=train_cfg, fingerprint=fingerprint)
+    if reason is None:
+        log.info("reusing the %s model in %s", kind, target)
+        return ModelOutcome(kind, target, "reused", time.perf_counter() - started)
+    log.info("%s: %s", target, reason)
+    if reuse_home is not None:
+        source = Home(Path(reuse_home)).model_dir(kind)
+        other = mismatch(source, kind=kind, feature_cfg=feature_cfg, train_cfg=train_cfg, fingerprint=fingerprint)
+        if other is None:
+            _replace_model(home, kind, source)
+            log.info("copied the matching %s model from %s", kind, source)
+            return ModelOutcome(kind, target, "copied", time.perf_counter() - started)
+        log.info("not reusing %s: %s", source, other)
+    _clear_vectors(home)
+    train_embedder(tracks, feature_cfg=feature_cfg, model_cfg=ModelConfig(kind=kind), train_cfg=train_cfg,
+                   out_dir=target, cache_dir=cache_dir, progress=progress)
+    return ModelOutcome(kind, target, "trained", time.perf_counter() - started)
+
+
+def mismatch(model_dir: Path, *, kind: str, feature_cfg: FeatureConfig, train_cfg: TrainConfig,
+             fingerprint: str) -> str | None:
+    """Why the model in ``model_dir`` cannot stand for the requested one (None = it can).
+
+    A missing, unreadable or tampered-with model is a reason, not an error.
+    """
+    if not (model_dir / ckpt.SIDECAR_FILE).is_file():
+        return "no trained model yet"
+    try:
+        card = ckpt.read_card(model_dir)
+        if content_sha256(model_dir / ckpt.WEIGHTS_FILE) != card.weights_sha256:
+            return "weights do not match their SHA-256 in model.json"
+    except (ArtefactError, OSError) as exc:
+        return f"unusable model ({exc})"
+    wanted_model = dataclasses.replace(ModelConfig(kind=kind), n_classes=card.model_config.n_classes)
+    if card.model_config != wanted_model:
+        return f"model config {card.model_config.to_dict()} differs from {wanted_model.to_dict()}"
+    if card.feature_config != feature_cfg:
+        return "feature config differs"
+    ours, theirs = _train_settings(train_cfg), _train_settings(card.train_config)
+    if ours != theirs:
+        return f"training settings {theirs} differ from {ours}"
+    recorded = card.training.get("data_fingerprint")
+    if recorded != fingerprint:
+        return f"trained on other data (fingerprint {recorded!r}, this split {fingerprint!r})"
+    return None
+
+
+def _train_settings(cfg: TrainConfig | None) -> dict | None:
+    if cfg is None:
+        return None
+    return {k: v for k, v in cfg.to_dict().items() if k not in IGNORED_TRAIN_FIELDS}
+
+
+def _replace_model(home: Home, kind: str, source: Path) -> None:
+    """Copy ``source`` (a model directory) to the home's ``models/<kind>``, dropping old vectors."""
+    target = home.model_dir(kind)
+    _clear_vectors(home)
+    tmp = target.with_name(f".{target.name}.copy")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(ckpt.STATE_FILE, "*.tmp"))
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    except OSError as exc:
+        raise ArtefactError(f"cannot copy the model {str(source)!r} to {str(target)!r}: {exc}") from exc
+
+
+def _clear_vectors(home: Home) -> None:
+    """Delete the home's store, shards, index and manifest (they belong to a previous model)."""
+    root = home.root
+    doomed = [home.manifest_path, home.shards_dir, home.index_dir, *root.glob(home.db_path.name + "*")]
+    for path in doomed:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    if any(p.exists() for p in doomed):
+        raise ArtefactError(f"could not clear the old vectors in {root}")
