@@ -115,6 +115,18 @@ def test_unknown_answer_below_the_thresholds(trained, corpus):
     assert doubtful.singer == "unknown" and doubtful.predicted == sure.singer
 
 
+def test_reject_unknown_applies_the_threshold_calibrated_by_build_index(trained, tmp_path):
+    from singerid.pipeline.calibrate import load_calibration
+
+    stranger = write_song(tmp_path / "stranger.wav", singer=5, song_seed=4242, seconds=5.0)
+    with QueryEngine.open(trained) as engine:
+        threshold = load_calibration(trained.root, engine.embedder.weights_sha256).min_similarity
+        plain = engine.identify(stranger)
+        checked = engine.identify(stranger, QueryOptions(reject_unknown=True))
+    assert checked.predicted == plain.singer
+    assert (checked.singer == "unknown") == (plain.mean_similarity < threshold)
+
+
 def test_rerun_adds_nothing(trained, corpus, tmp_path):
     _, tracks = corpus
     home = copy_home(trained, tmp_path / "h")

@@ -105,7 +105,8 @@ def build_index(home: Path, db_url: str | None, index_type: str, gpu: bool, nlis
     if as_json:
         print_json({"type": summary.index_type, "factory_key": summary.factory_key, "n_vectors": summary.n_vectors,
                     "dim": summary.dim, "file": str(summary.path), "size_bytes": summary.size_bytes,
-                    "seconds": round(summary.seconds, 3), "gpu": summary.gpu})
+                    "seconds": round(summary.seconds, 3), "gpu": summary.gpu,
+                    "unknown_threshold": summary.unknown_threshold, "unknown_eer": summary.unknown_eer})
         return
     click.echo(summary.line())
 
@@ -125,9 +126,12 @@ def build_index(home: Path, db_url: str | None, index_type: str, gpu: bool, nlis
               help="Answer 'unknown' below this mean top-1 similarity (softmax: mean top probability).")
 @click.option("--min-share", type=click.FloatRange(0, 1), default=None,
               help="Answer 'unknown' below this winning vote share.")
+@click.option("--reject-unknown", is_flag=True,
+              help="Answer 'unknown' below the similarity threshold that build-index calibrated "
+                   "(equal error rate of known vs never-heard singers in the reference set).")
 @json_option
 def query(songs: tuple[Path, ...], home: Path, db_url: str | None, k: int, method: str, top: int, n_evidence: int,
-          min_similarity: float | None, min_share: float | None, as_json: bool) -> None:
+          min_similarity: float | None, min_share: float | None, reject_unknown: bool, as_json: bool) -> None:
     """Say who sings each of SONGS, with runners-up and the evidence.
 
     A bad file is reported and the others still answered (exit 1 if any failed).
@@ -136,11 +140,12 @@ def query(songs: tuple[Path, ...], home: Path, db_url: str | None, k: int, metho
     Example:
       singerid query song.mp3 --home H
       singerid query a.mp3 b.flac --home H --json
+      singerid query stranger.mp3 --home H --reject-unknown
     """
     from singerid.pipeline.query import QueryEngine, QueryOptions
 
     options = QueryOptions(k=k, method=method, top=top, n_evidence=n_evidence, min_similarity=min_similarity,
-                           min_share=min_share)
+                           min_share=min_share, reject_unknown=reject_unknown)
     results: list[dict[str, Any]] = []
     failed = 0
     with QueryEngine.open(_home(home), db_url=db_url) as engine:
@@ -270,6 +275,10 @@ def _print_info(data: dict[str, Any]) -> None:
     click.echo("index: " + ("none (run `singerid build-index`)" if not index else
                             f"{index['type']} ({index['factory_key']}), {index['n_vectors']:,} vectors, d={index['dim']}, "
                             f"{index['size_bytes'] / 2**20:,.1f} MiB, built {index['built_at']}"))
+    cal = data.get("unknown_calibration")
+    if cal:
+        click.echo(f"unknown-singer threshold: mean similarity {cal['min_similarity']:.3f} "
+                   f"(EER {cal['equal_error_rate']:.1%} over {cal['n_songs']} reference songs)")
     click.echo(f"{data['n_singers']:,} singers, {data['n_songs']:,} songs, {data['n_blocks']:,} blocks, "
                f"{data['failures']:,} recorded failures")
     splits = ("train", "val", "test")

@@ -279,16 +279,16 @@ class MetadataStore:
         return found
 
     def block_labels(self, *, splits: Sequence[str] | None = None) -> BlockLabels:
-        """Every block id with its singer as a code, for vectorised voting over many queries."""
-        stmt = _filter_splits(select(Block.id, Song.singer_id), splits).order_by(Block.id)
+        """Every block id with its singer as a code (and its song id), for vectorised voting."""
+        stmt = _filter_splits(select(Block.id, Song.singer_id, Block.song_id), splits).order_by(Block.id)
         with self._session() as s:
-            rows = _int_rows(s.execute(stmt).all(), 2)
+            rows = _int_rows(s.execute(stmt).all(), 3)
             singers = dict(s.execute(select(Singer.id, Singer.name)).all())
         names = tuple(sorted(singers.values()))
         code_of = {singer_id: names.index(name) for singer_id, name in singers.items()}
         lookup = np.full(max(singers, default=0) + 1, -1, dtype=np.int32)
         lookup[list(code_of)] = list(code_of.values())
-        return BlockLabels(rows[:, 0].copy(), lookup[rows[:, 1]], names)
+        return BlockLabels(rows[:, 0].copy(), lookup[rows[:, 1]], names, rows[:, 2].copy())
 
     def counts(self) -> StoreCounts:
         """Songs and blocks per singer and split (from songs.n_blocks; one GROUP BY query)."""

@@ -91,11 +91,13 @@ class BlockLocations:
 
 @dataclass(frozen=True, slots=True)
 class BlockLabels:
-    """ids int64 (n,) ascending with singer codes int32 (n,) into ``singers`` (sorted names)."""
+    """ids int64 (n,) ascending with singer codes int32 (n,) into ``singers`` (sorted names)
+    and the store's song id int64 (n,) of each block (``None`` where not loaded)."""
 
     ids: np.ndarray
     singer_codes: np.ndarray
     singers: tuple[str, ...]
+    song_ids: np.ndarray | None = None
 
     def singers_of(self, block_ids: np.ndarray) -> np.ndarray:
         """Singer codes int32 of ``block_ids`` (any shape); -1 for -1 or unknown ids."""

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from singerid.config import IndexConfig
 from singerid.errors import ArtefactError
 from singerid.index.choice import spec_from_config
@@ -22,6 +24,7 @@ from singerid.index.home import Home, IndexEntry
 from singerid.index.shards import ShardSet
 from singerid.index.store_records import IndexBuildRecord
 from singerid.index.vectors import VectorIndex
+from singerid.pipeline.calibrate import calibrate, save_calibration
 from singerid.pipeline.common import open_store
 
 log = logging.getLogger(__name__)
@@ -37,10 +40,15 @@ class BuildSummary:
     size_bytes: int
     seconds: float
     gpu: bool
+    unknown_threshold: float | None = None  # calibrated min mean similarity (None: too little data)
+    unknown_eer: float | None = None
 
     def line(self) -> str:
+        calibrated = ("" if self.unknown_threshold is None else
+                      f"; unknown-singer threshold {self.unknown_threshold:.3f} (EER {self.unknown_eer:.1%})")
         return (f"built {self.index_type} index ({self.factory_key}) of {self.n_vectors:,} vectors, d={self.dim}, "
-                f"{self.size_bytes / 2**20:,.1f} MiB in {self.seconds:.1f} s{' on the GPU' if self.gpu else ''}")
+                f"{self.size_bytes / 2**20:,.1f} MiB in {self.seconds:.1f} s{' on the GPU' if self.gpu else ''}"
+                f"{calibrated}")
 
 
 def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | None = None,
@@ -77,8 +85,14 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
                            ids_sha256=ids_hash, splits=tuple(splits) if splits else None, gpu=cfg.gpu)
         written = home.write_manifest(dataclasses.replace(manifest, index=entry))
         home.prune_index_files(written)
+        labels = store.block_labels(splits=splits)
+        assert np.array_equal(labels.ids, locations.ids), "store rows changed during the build"
+        calibration = calibrate(vectors, labels.song_ids, labels.singer_codes, model_sha256=manifest.model.sha256)
+        save_calibration(home.root, calibration)
         store.record_index(IndexBuildRecord(index_type=spec.index_type, params=spec.to_dict(), n_vectors=len(index),
                                             dim=dim, model_sha256=manifest.model.sha256, file_name=path.name,
                                             file_sha256=sha, ids_sha256=ids_hash))
     return BuildSummary(index_type=spec.index_type, factory_key=spec.factory_key, n_vectors=len(index), dim=dim,
-                        path=path, size_bytes=entry.size_bytes, seconds=time.perf_counter() - started, gpu=cfg.gpu)
+                        path=path, size_bytes=entry.size_bytes, seconds=time.perf_counter() - started, gpu=cfg.gpu,
+                        unknown_threshold=calibration.min_similarity if calibration else None,
+                        unknown_eer=calibration.equal_error_rate if calibration else None)

@@ -9,6 +9,7 @@ update the manifest, so store, index and manifest stay in agreement.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from singerid.index.consistency import VectorsState, find_problems
 from singerid.index.files import ids_sha256
 from singerid.index.home import Home
 from singerid.index.vectors import VectorIndex
+from singerid.pipeline.calibrate import CALIBRATION_FILE
 from singerid.pipeline.common import load_embedder, open_store, save_index
 from singerid.pipeline.embed_corpus import EmbedSummary, embed_tracks
 from singerid.records import Track
@@ -115,6 +117,8 @@ def info(home: Home, *, db_url: str | None = None, check: bool = False) -> dict[
             "type": entry.spec.index_type, "factory_key": entry.spec.factory_key, "n_vectors": entry.n_vectors,
             "dim": entry.spec.dim, "size_bytes": entry.size_bytes, "file": entry.file, "built_at": entry.built_at,
             "splits": list(entry.splits) if entry.splits else None, "gpu": entry.gpu}
+        calibration = home.root / CALIBRATION_FILE
+        out["unknown_calibration"] = json.loads(calibration.read_text()) if calibration.is_file() else None
         store_sha, store_features = store.embedding_source()
         ids = store.block_ids(splits=entry.splits if entry else None)
         index_state = None

@@ -10,6 +10,7 @@ Memory stays bounded for long files: blocks are streamed and only k ids per bloc
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import defaultdict
@@ -29,6 +30,7 @@ from singerid.index.home import Home
 from singerid.index.store import MetadataStore
 from singerid.index.store_records import BlockLabels
 from singerid.index.vectors import VectorIndex
+from singerid.pipeline.calibrate import load_calibration
 from singerid.pipeline.common import load_embedder, open_store, require_index
 from singerid.records import Evidence, SongDecision
 
@@ -48,6 +50,7 @@ class QueryOptions:
     n_evidence: int = 5  # reference songs reported as evidence
     min_similarity: float | None = None  # below this mean top-1 similarity the answer is "unknown"
     min_share: float | None = None  # below this winning vote share the answer is "unknown"
+    reject_unknown: bool = False  # use the threshold calibrated by build-index when min_similarity is None
     batch_size: int = 256  # blocks per embedding batch
 
     def __post_init__(self) -> None:
@@ -126,6 +129,9 @@ class QueryEngine:
 
     def identify(self, path: str | Path, options: QueryOptions = QueryOptions()) -> SongDecision:
         """Decide who sings ``path``. Raises AudioError for unusable audio."""
+        if options.reject_unknown and options.min_similarity is None and options.method == "knn":
+            threshold = load_calibration(self.home.root, self.embedder.weights_sha256).min_similarity
+            options = dataclasses.replace(options, min_similarity=threshold)
         if options.method == "softmax":
             return self._identify_softmax(Path(path), options)
         started = time.perf_counter()

@@ -1,0 +1,120 @@
+"""Calibrate the "unknown singer" answer from the reference set alone.
+
+For a sample of reference songs, each song's blocks are matched against every OTHER reference
+block twice: once excluding only the song itself (as a new song of a known singer would be:
+"genuine") and once excluding every block of its singer (as a singer the database has never
+heard: "impostor"). A song's score is the mean over its blocks of the top-1 cosine similarity
+- the same statistic ``singerid query`` reports as ``mean_similarity``. The threshold is where
+the false-reject rate of genuine songs equals the false-accept rate of impostors (the equal
+error rate). Exact, blockwise numpy: no query x reference matrix is held whole.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from singerid.errors import ArtefactError
+from singerid.index.files import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_FILE = "calibration.json"
+MAX_SONGS = 300  # ours: songs sampled for calibration
+MAX_BLOCKS_PER_SONG = 30  # ours: blocks sampled per song
+REFERENCE_CHUNK = 65_536  # reference rows per matrix product
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Threshold on a song's mean top-1 similarity below which the answer is "unknown"."""
+
+    min_similarity: float
+    equal_error_rate: float  # false rejects (known singers) = false accepts (unknown singers) at the threshold
+    n_songs: int
+    model_sha256: str
+    genuine_median: float
+    impostor_median: float
+
+
+def calibrate(vectors: np.ndarray, song_codes: np.ndarray, singer_codes: np.ndarray, *, model_sha256: str,
+              seed: int = 0) -> Calibration | None:
+    """Compute the threshold from reference embeddings float32 (n, d) with their song and singer codes.
+
+    Returns None when there are fewer than 2 singers or 4 songs (nothing to calibrate against).
+    """
+    songs = np.unique(song_codes)
+    if len(np.unique(singer_codes)) < 2 or len(songs) < 4:
+        return None
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(songs, size=min(MAX_SONGS, len(songs)), replace=False)
+    rows, q_song, q_singer = [], [], []
+    for song in picked:
+        idx = np.flatnonzero(song_codes == song)
+        idx = rng.choice(idx, size=min(MAX_BLOCKS_PER_SONG, len(idx)), replace=False)
+        rows.append(idx)
+        q_song.append(np.full(len(idx), song))
+        q_singer.append(singer_codes[idx])
+    rows_all = np.concatenate(rows)
+    queries = vectors[rows_all]
+    qs, qsi = np.concatenate(q_song), np.concatenate(q_singer)
+    genuine_top = np.full(len(queries), -np.inf, dtype=np.float32)
+    impostor_top = np.full(len(queries), -np.inf, dtype=np.float32)
+    for start in range(0, len(vectors), REFERENCE_CHUNK):
+        ref = np.asarray(vectors[start:start + REFERENCE_CHUNK])
+        sims = queries @ ref.T  # (q, chunk)
+        other_song = song_codes[start:start + len(ref)][None, :] != qs[:, None]
+        other_singer = singer_codes[start:start + len(ref)][None, :] != qsi[:, None]
+        genuine_top = np.maximum(genuine_top, np.where(other_song, sims, -np.inf).max(axis=1))
+        impostor_top = np.maximum(impostor_top, np.where(other_singer, sims, -np.inf).max(axis=1))
+    bounds = np.cumsum([0] + [len(r) for r in rows])
+    genuine = np.array([genuine_top[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:])])
+    impostor = np.array([impostor_top[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:])])
+    ok = np.isfinite(genuine) & np.isfinite(impostor)
+    genuine, impostor = genuine[ok], impostor[ok]
+    if len(genuine) < 2:
+        return None
+    threshold, eer = equal_error_threshold(genuine, impostor)
+    log.info("unknown-singer threshold %.4f (EER %.1f%% over %d songs)", threshold, 100 * eer, len(genuine))
+    return Calibration(min_similarity=float(threshold), equal_error_rate=float(eer), n_songs=int(len(genuine)),
+                       model_sha256=model_sha256, genuine_median=float(np.median(genuine)),
+                       impostor_median=float(np.median(impostor)))
+
+
+def equal_error_threshold(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
+    """Threshold t (accept when score >= t) where false rejects and false accepts are closest.
+
+    Returns (t, error rate at t as the mean of the two rates).
+    """
+    candidates = np.unique(np.concatenate([genuine, impostor]))
+    frr = np.searchsorted(np.sort(genuine), candidates, side="left") / len(genuine)  # genuine below t
+    far = 1.0 - np.searchsorted(np.sort(impostor), candidates, side="left") / len(impostor)  # impostors >= t
+    best = int(np.argmin(np.abs(frr - far) + 1e-9 * (frr + far)))
+    return float(candidates[best]), float((frr[best] + far[best]) / 2)
+
+
+def save_calibration(home_root: Path, calibration: Calibration | None) -> None:
+    path = Path(home_root) / CALIBRATION_FILE
+    if calibration is None:
+        path.unlink(missing_ok=True)
+        return
+    atomic_write_bytes(path, (json.dumps(asdict(calibration), indent=2) + "\n").encode())
+
+
+def load_calibration(home_root: Path, model_sha256: str) -> Calibration:
+    """The home's calibration; ArtefactError naming the repair if missing or for another model."""
+    path = Path(home_root) / CALIBRATION_FILE
+    if not path.is_file():
+        raise ArtefactError(f"{path} does not exist (too few singers or songs to calibrate?); "
+                            f"run `singerid build-index --home {home_root}` or pass --min-similarity")
+    try:
+        calibration = Calibration(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ArtefactError(f"cannot read {path}: {exc}; run `singerid build-index --home {home_root}`") from exc
+    if calibration.model_sha256 != model_sha256:
+        raise ArtefactError(f"{path} was made for another model; run `singerid build-index --home {home_root}`")
+    return calibration
