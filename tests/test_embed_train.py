@@ -23,7 +23,7 @@ from singerid.datasets.synth import CorpusSpec, generate_corpus
 from singerid.embedder import checkpoint as ckpt
 from singerid.embedder.cache import FeatureCache
 from singerid.embedder.embed import Embedder
-from singerid.embedder.train import train_embedder
+from singerid.embedder.train import data_fingerprint, train_embedder
 from singerid.errors import AudioError, DatasetError, ParameterError
 from singerid.records import Track
 
@@ -105,6 +105,23 @@ def test_a_few_epochs_beat_chance_by_a_wide_margin(corpus, cache_dir: Path, tmp_
         correct += int((emb.logits(blocks).argmax(1) == emb.singers.index(t.singer)).sum())
         total += len(blocks)
     assert correct / total == pytest.approx(result.val_block_accuracy)
+
+
+def test_bf16_training_saves_float32_weights(corpus, cache_dir: Path, tmp_path: Path) -> None:
+    _, tracks = corpus
+    cfg = TrainConfig(epochs=1, batch_size=16, patience=1)
+    result = train_embedder(tracks, feature_cfg=FeatureConfig(), model_cfg=ModelConfig(), train_cfg=cfg,
+                            out_dir=tmp_path / "m", cache_dir=cache_dir, precision="bf16")
+    assert result.epochs_run == 1 and all(np.isfinite(r.train_loss) for r in result.history)
+    card = json.loads((tmp_path / "m" / ckpt.SIDECAR_FILE).read_text())
+    assert card["training"]["precision"] == "bf16"
+    assert card["training"]["data_fingerprint"] == data_fingerprint(tracks, feature_cfg=FeatureConfig(),
+                                                                    cache_dir=cache_dir)
+    emb = Embedder.load(tmp_path / "m")
+    assert all(p.dtype == torch.float32 for p in emb._model.parameters())
+    with pytest.raises(ParameterError, match="precision must be one of fp32, bf16, got 'fp16'"):
+        train_embedder(tracks, feature_cfg=FeatureConfig(), model_cfg=ModelConfig(), train_cfg=cfg,
+                       out_dir=tmp_path / "m", cache_dir=cache_dir, precision="fp16")
 
 
 def test_feature_cache_reads_no_audio_the_second_time(corpus, tmp_path: Path) -> None:

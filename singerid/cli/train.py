@@ -34,13 +34,16 @@ SPLIT_CHOICES = ("album", "lists", "song")
               help="Data-loading processes (0 = in the main process).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Torch CPU threads [default: all cores available].")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="bf16: bfloat16 autocast for the training pass, about 2x faster on CPUs with AMX or "
+                   "AVX512-BF16 (slower elsewhere); the saved weights and inference stay float32.")
 @click.option("--split", "split_mode", type=click.Choice(SPLIT_CHOICES), default="album", show_default=True,
               help="How songs are split into train / val / test (see `singerid scan --help`).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Feature cache directory [default: HOME/cache/features].")
 @json_option
 def train(data: Path, dataset: str, kind: str, home: Path, epochs: int, batch_size: int, lr: float, patience: int,
-          seed: int, workers: int, threads: int | None, split_mode: str, cache_dir: Path | None,
+          seed: int, workers: int, threads: int | None, precision: str, split_mode: str, cache_dir: Path | None,
           as_json: bool) -> None:
     """Train the embedder on the train split of DATA, stopping early on the val split.
 
@@ -68,7 +71,7 @@ def train(data: Path, dataset: str, kind: str, home: Path, epochs: int, batch_si
     out_dir = home / "models" / kind
     result = train_embedder(ds.tracks, feature_cfg=FeatureConfig(), model_cfg=ModelConfig(kind=kind),
                             train_cfg=train_cfg, out_dir=out_dir, cache_dir=cache_dir or home / "cache" / "features",
-                            progress=show_progress())
+                            progress=show_progress(), precision=precision)
     if as_json:
         print_json({"model_dir": str(result.model_dir), "model": kind, "dataset": ds.name,
                     "split_rule": ds.split_rule, "singers": len(result.singers),

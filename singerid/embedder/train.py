@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 VAL_BATCH_SIZE = 256  # ours: evaluation batch, independent of the training batch
 LOG_FORMAT_VERSION = 1
+PRECISIONS = ("fp32", "bf16")  # training forward pass: float32, or bfloat16 autocast (ours, opt-in)
 INPUT_STATS_BLOCKS = 2048  # ours: blocks sampled to start the input normalisation
 
 
@@ -89,15 +90,20 @@ class _Progress:
 
 
 def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model_cfg: ModelConfig,
-                   train_cfg: TrainConfig, out_dir: Path, cache_dir: Path, progress: bool = False) -> TrainResult:
+                   train_cfg: TrainConfig, out_dir: Path, cache_dir: Path, progress: bool = False,
+                   precision: str = "fp32") -> TrainResult:
     """Train one embedder on ``tracks`` and write it to ``out_dir`` (see ``checkpoint`` for the layout).
 
     ``tracks`` must include split "train" (fitted) and "val" (early stopping); others are
     ignored. Bad audio files are logged and skipped. ``model_cfg.n_classes`` is set from the
-    training singers. Raises DatasetError for an empty split or a validation singer absent from
+    training singers. ``precision="bf16"`` runs the training forward pass under bfloat16
+    autocast (about 2x faster on CPUs with AMX / AVX512-BF16, slower elsewhere); validation,
+    the saved weights and inference stay float32. Raises DatasetError for an empty split or a validation singer absent from
     training, ParameterError for model and feature configs that do not fit together.
     """
     _check_fit(feature_cfg, model_cfg)
+    if precision not in PRECISIONS:
+        raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     out_dir = Path(out_dir)
     cache = FeatureCache(Path(cache_dir), feature_cfg)
     train_items, val_items, singers, skipped = _prepare(tracks, cache)
@@ -112,7 +118,7 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
     torch.manual_seed(train_cfg.seed)
     model = build_model(model_cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
-    key = _run_key(feature_cfg, model_cfg, train_cfg, singers, train_items, val_items)
+    key = {**_run_key(feature_cfg, model_cfg, train_cfg, singers, train_items, val_items), "precision": precision}
     train_set = BlockDataset(train_items, train_table, block_frames=feature_cfg.block_frames)
     _init_input_norm(model, train_set, seed=train_cfg.seed)
     state = _resume(out_dir, key, model, optimizer)
@@ -121,7 +127,7 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
     info = {"model": model_cfg.kind, "singers": list(singers), "n_train_blocks": len(train_table),
             "n_val_blocks": len(val_table), "skipped": list(skipped),
             "feature_cache": {"hits": cache.hits, "computed": cache.misses},
-            "train_config": train_cfg.to_dict()}
+            "train_config": train_cfg.to_dict(), "precision": precision}
 
     stop_reason = _stop_reason(state, train_cfg)
     while not stop_reason:
@@ -133,7 +139,8 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
         with tqdm(total=len(batches), desc=f"epoch {epoch}/{train_cfg.epochs}", unit="batch",
                   disable=not progress, leave=True) as bar:
             train_loss, train_acc = _fit_epoch(model, optimizer, loss_fn,
-                                               make_loader(train_set, batches, workers=train_cfg.workers), bar)
+                                               make_loader(train_set, batches, workers=train_cfg.workers), bar,
+                                               bf16=precision == "bf16")
             val_loss, val_acc = _evaluate(model, loss_fn, make_loader(val_set, val_batches, workers=train_cfg.workers))
             bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", val_loss=f"{val_loss:.3f}",
                             val_acc=f"{val_acc:.3f}")
@@ -158,7 +165,8 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
     training = {"best_epoch": state.best_epoch, "epochs_run": len(state.history), "stop_reason": stop_reason,
                 "n_train_tracks": len(train_items), "n_val_tracks": len(val_items),
                 "n_train_blocks": len(train_table), "n_val_blocks": len(val_table), "skipped_tracks": len(skipped),
-                "seconds": round(seconds, 3), "data_fingerprint": key["data"], "torch_version": torch.__version__,
+                "seconds": round(seconds, 3), "precision": precision, "data_fingerprint": key["data"],
+                "torch_version": torch.__version__,
                 "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     metrics = {"val_block_accuracy": best.val_accuracy, "val_loss": best.val_loss,
                "train_accuracy": best.train_accuracy, "train_loss": best.train_loss}
@@ -233,13 +241,14 @@ def _init_input_norm(model: nn.Module, train_set: BlockDataset, *, seed: int) ->
 
 
 def _fit_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, loader: Any,
-               bar: tqdm) -> tuple[float, float]:
+               bar: tqdm, *, bf16: bool = False) -> tuple[float, float]:
     """One pass over the training batches; returns (mean loss, block accuracy)."""
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     for x, y in loader:  # x: (batch, n_mels, frames) float32; y: (batch,) int64
         optimizer.zero_grad(set_to_none=True)
-        logits = model(x)  # (batch, n_classes)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x).float()  # (batch, n_classes)
         loss = loss_fn(logits, y)  # summed over the batch
         (loss / y.numel()).backward()
         optimizer.step()
