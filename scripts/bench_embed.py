@@ -6,7 +6,8 @@ For both models (CRNN, Attention-CRNN; random weights, 20 singers: speed does no
 the weights) it embeds random log-mel blocks through ``Embedder`` (the path the vector
 database uses) at several batch sizes, on this CPU and on CUDA when present; one block is
 32 frames x 512 / 16000 Hz = 1.024 s of audio, so x real time = blocks/s x 1.024. It then
-times training steps (forward, backward, Adam) at several batch sizes. Prints a table, writes
+times training steps (forward, backward, Adam) at several batch sizes, in float32 and with
+bfloat16 autocast (``singerid train --precision bf16``). Prints a table, writes
 JSON, and prints a one-line JSON summary last (``x_real_time`` per model: best eager CPU figure).
 """
 
@@ -65,7 +66,9 @@ def main() -> None:
                         rows.append({**row, "compile_seconds": round(warmup, 1)})
             for device in devices:
                 for bs in train_batches:
-                    rows.append(_time_train(kind, device, bs, seconds))
+                    rows.append(_time_train(kind, device, bs, seconds, "fp32"))
+                for bs in train_batches[:1] if device == "cpu" else ():
+                    rows.append(_time_train(kind, device, bs, seconds, "bf16"))
     _print_table(rows)
     summary = _summary(rows, args.threads)
     report = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
@@ -108,7 +111,7 @@ def _time_embed(emb: Embedder, kind: str, device: str, batch_size: int, mode: st
             "blocks_per_s": round(rate, 1), "x_real_time": round(rate * block_seconds, 1)}
 
 
-def _time_train(kind: str, device: str, batch_size: int, seconds: float) -> dict:
+def _time_train(kind: str, device: str, batch_size: int, seconds: float, precision: str) -> dict:
     torch.manual_seed(0)
     model = build_model(ModelConfig(kind=kind, n_classes=N_SINGERS)).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -117,7 +120,9 @@ def _time_train(kind: str, device: str, batch_size: int, seconds: float) -> dict
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits = model(x).float()
+        torch.nn.functional.cross_entropy(logits, y).backward()
         opt.step()
 
     step()
@@ -128,7 +133,7 @@ def _time_train(kind: str, device: str, batch_size: int, seconds: float) -> dict
     if device == "cuda":
         torch.cuda.synchronize()
     rate = done / (time.perf_counter() - started)
-    return {"task": "train", "model": kind, "device": device, "mode": "eager", "batch_size": batch_size,
+    return {"task": "train", "model": kind, "device": device, "mode": precision, "batch_size": batch_size,
             "blocks_per_s": round(rate, 1), "x_real_time": round(rate * FeatureConfig().block_seconds, 1)}
 
 
@@ -154,7 +159,9 @@ def _summary(rows: list[dict], threads: int) -> dict:
     summary = {"threads": threads,
                "x_real_time": {k: best(task="embed", model=k, device="cpu", mode="eager") for k in KINDS},
                "x_real_time_compiled": {k: best(task="embed", model=k, device="cpu", mode="compiled") for k in KINDS},
-               "train_blocks_per_s": {k: best_rate(task="train", model=k, device="cpu") for k in KINDS}}
+               "train_blocks_per_s": {k: best_rate(task="train", model=k, device="cpu", mode="fp32") for k in KINDS},
+               "train_blocks_per_s_bf16": {k: best_rate(task="train", model=k, device="cpu", mode="bf16")
+                                           for k in KINDS}}
     if any(r["device"] == "cuda" for r in rows):
         summary["x_real_time_cuda"] = {k: best(task="embed", model=k, device="cuda", mode="eager") for k in KINDS}
         summary["train_blocks_per_s_cuda"] = {k: best_rate(task="train", model=k, device="cuda") for k in KINDS}

@@ -98,8 +98,9 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
     ignored. Bad audio files are logged and skipped. ``model_cfg.n_classes`` is set from the
     training singers. ``precision="bf16"`` runs the training forward pass under bfloat16
     autocast (about 2x faster on CPUs with AMX / AVX512-BF16, slower elsewhere); validation,
-    the saved weights and inference stay float32. Raises DatasetError for an empty split or a validation singer absent from
-    training, ParameterError for model and feature configs that do not fit together.
+    the saved weights and inference stay float32. Raises DatasetError for an empty split or a
+    validation singer absent from training, ParameterError for model and feature configs that
+    do not fit together or an unknown precision.
     """
     _check_fit(feature_cfg, model_cfg)
     if precision not in PRECISIONS:
@@ -107,53 +108,42 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
     out_dir = Path(out_dir)
     cache = FeatureCache(Path(cache_dir), feature_cfg)
     train_items, val_items, singers, skipped = _prepare(tracks, cache)
-    train_table = build_block_table(train_items, feature_cfg)
-    val_table = build_block_table(val_items, feature_cfg)
-    if len(train_table) == 0 or len(val_table) == 0:
-        raise DatasetError(f"no usable blocks: {len(train_table)} training and {len(val_table)} validation blocks")
+    train_set = BlockDataset(train_items, build_block_table(train_items, feature_cfg),
+                             block_frames=feature_cfg.block_frames)
+    val_set = BlockDataset(val_items, build_block_table(val_items, feature_cfg), block_frames=feature_cfg.block_frames)
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise DatasetError(f"no usable blocks: {len(train_set)} training and {len(val_set)} validation blocks")
     model_cfg = dataclasses.replace(model_cfg, n_classes=len(singers))
     log.info("training %s on %d singers: %d train / %d val blocks (cache: %d hits, %d computed, %d skipped)",
-             model_cfg.kind, len(singers), len(train_table), len(val_table), cache.hits, cache.misses, len(skipped))
+             model_cfg.kind, len(singers), len(train_set), len(val_set), cache.hits, cache.misses, len(skipped))
 
     torch.manual_seed(train_cfg.seed)
     model = build_model(model_cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
     key = {**_run_key(feature_cfg, model_cfg, train_cfg, singers, train_items, val_items), "precision": precision}
-    train_set = BlockDataset(train_items, train_table, block_frames=feature_cfg.block_frames)
     _init_input_norm(model, train_set, seed=train_cfg.seed)
     state = _resume(out_dir, key, model, optimizer)
-    val_set = BlockDataset(val_items, val_table, block_frames=feature_cfg.block_frames)
-    loss_fn = nn.CrossEntropyLoss(reduction="sum")
-    info = {"model": model_cfg.kind, "singers": list(singers), "n_train_blocks": len(train_table),
-            "n_val_blocks": len(val_table), "skipped": list(skipped),
+    info = {"model": model_cfg.kind, "singers": list(singers), "n_train_blocks": len(train_set),
+            "n_val_blocks": len(val_set), "skipped": list(skipped),
             "feature_cache": {"hits": cache.hits, "computed": cache.misses},
             "train_config": train_cfg.to_dict(), "precision": precision}
 
     stop_reason = _stop_reason(state, train_cfg)
     while not stop_reason:
-        epoch = len(state.history) + 1
-        started = time.perf_counter()
-        torch.manual_seed(_epoch_seed(train_cfg.seed, epoch))  # dropout stream of this epoch
-        batches = epoch_batches(len(train_set), batch_size=train_cfg.batch_size, seed=train_cfg.seed, epoch=epoch)
-        val_batches = epoch_batches(len(val_set), batch_size=VAL_BATCH_SIZE, seed=0, epoch=0, shuffle=False)
-        with tqdm(total=len(batches), desc=f"epoch {epoch}/{train_cfg.epochs}", unit="batch",
-                  disable=not progress, leave=True) as bar:
-            train_loss, train_acc = _fit_epoch(model, optimizer, loss_fn,
-                                               make_loader(train_set, batches, workers=train_cfg.workers), bar,
-                                               bf16=precision == "bf16")
-            val_loss, val_acc = _evaluate(model, loss_fn, make_loader(val_set, val_batches, workers=train_cfg.workers))
-            bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", val_loss=f"{val_loss:.3f}",
-                            val_acc=f"{val_acc:.3f}")
-        improved = val_acc > state.best_accuracy or (val_acc == state.best_accuracy and val_loss < state.best_loss)
-        if improved:
+        record = _run_epoch(len(state.history) + 1, model, optimizer, train_set, val_set, train_cfg,
+                            progress=progress, bf16=precision == "bf16")
+        better = record.val_accuracy > state.best_accuracy or (
+            record.val_accuracy == state.best_accuracy and record.val_loss < state.best_loss)  # ties: lower loss
+        record = dataclasses.replace(record, best=better)
+        log.info("epoch %d: loss %.4f acc %.3f | val loss %.4f acc %.3f%s (%.1f s)", record.epoch, record.train_loss,
+                 record.train_accuracy, record.val_loss, record.val_accuracy, " *" if better else "", record.seconds)
+        if better:
             state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            state.best_epoch, state.best_accuracy, state.best_loss, state.stale_epochs = epoch, val_acc, val_loss, 0
+            state.best_epoch, state.best_accuracy, state.best_loss = record.epoch, record.val_accuracy, record.val_loss
+            state.stale_epochs = 0
         else:
             state.stale_epochs += 1
-        record = EpochRecord(epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - started, improved)
         state.history.append(record)
-        log.info("epoch %d: loss %.4f acc %.3f | val loss %.4f acc %.3f%s (%.1f s)", epoch, train_loss, train_acc,
-                 val_loss, val_acc, " *" if improved else "", record.seconds)
         stop_reason = _stop_reason(state, train_cfg)
         out_dir.mkdir(parents=True, exist_ok=True)
         ckpt.save_state(out_dir / ckpt.STATE_FILE, _state_dict(key, model, optimizer, state))
@@ -163,10 +153,9 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
     best = state.history[state.best_epoch - 1]
     seconds = float(sum(r.seconds for r in state.history))
     training = {"best_epoch": state.best_epoch, "epochs_run": len(state.history), "stop_reason": stop_reason,
-                "n_train_tracks": len(train_items), "n_val_tracks": len(val_items),
-                "n_train_blocks": len(train_table), "n_val_blocks": len(val_table), "skipped_tracks": len(skipped),
-                "seconds": round(seconds, 3), "precision": precision, "data_fingerprint": key["data"],
-                "torch_version": torch.__version__,
+                "n_train_tracks": len(train_items), "n_val_tracks": len(val_items), "n_train_blocks": len(train_set),
+                "n_val_blocks": len(val_set), "skipped_tracks": len(skipped), "seconds": round(seconds, 3),
+                "precision": precision, "data_fingerprint": key["data"], "torch_version": torch.__version__,
                 "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     metrics = {"val_block_accuracy": best.val_accuracy, "val_loss": best.val_loss,
                "train_accuracy": best.train_accuracy, "train_loss": best.train_loss}
@@ -179,8 +168,26 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
              best.val_accuracy, stop_reason)
     return TrainResult(model_dir=out_dir, best_epoch=state.best_epoch, epochs_run=len(state.history),
                        val_block_accuracy=best.val_accuracy, history=tuple(state.history), seconds=seconds,
-                       singers=singers, n_train_blocks=len(train_table), n_val_blocks=len(val_table),
+                       singers=singers, n_train_blocks=len(train_set), n_val_blocks=len(val_set),
                        skipped=skipped, stop_reason=stop_reason)
+
+
+def _run_epoch(epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, train_set: BlockDataset,
+               val_set: BlockDataset, cfg: TrainConfig, *, progress: bool, bf16: bool) -> EpochRecord:
+    """Train one epoch and validate it; ``best`` is left False for the caller to decide."""
+    started = time.perf_counter()
+    torch.manual_seed(_epoch_seed(cfg.seed, epoch))  # dropout stream of this epoch
+    batches = epoch_batches(len(train_set), batch_size=cfg.batch_size, seed=cfg.seed, epoch=epoch)
+    val_batches = epoch_batches(len(val_set), batch_size=VAL_BATCH_SIZE, seed=0, epoch=0, shuffle=False)
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    with tqdm(total=len(batches), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
+              leave=True) as bar:
+        train_loss, train_acc = _fit_epoch(model, optimizer, loss_fn, make_loader(train_set, batches,
+                                                                                  workers=cfg.workers), bar, bf16=bf16)
+        val_loss, val_acc = _evaluate(model, loss_fn, make_loader(val_set, val_batches, workers=cfg.workers))
+        bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", val_loss=f"{val_loss:.3f}",
+                        val_acc=f"{val_acc:.3f}")
+    return EpochRecord(epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - started, best=False)
 
 
 def _check_fit(feature_cfg: FeatureConfig, model_cfg: ModelConfig) -> None:
