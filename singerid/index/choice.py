@@ -18,8 +18,8 @@ from singerid.errors import ParameterError
 INDEX_TYPES = ("flat", "flat-fp16", "ivf-pq", "hnsw")
 
 # --- thresholds of choose_index_key (ours; see scripts/bench_index.py for the measurements) ---
-FLAT_MAX_VECTORS = 2_000_000  # exact search stays interactive up to here: bench_index.py measured ~300
-# query blocks/s against 1M x 32 on 2 busy cores, i.e. ~1 s for a 4-minute song at 1M, ~2 s at 2M
+FLAT_MAX_VECTORS = 2_000_000  # exact search stays interactive up to here: bench_index.py measured 300-700
+# query blocks/s against 1M x 32 on 2 busy cores, i.e. under 1 s for a 4-minute song at 1M, ~2 s at 2M
 HNSW_MAX_VECTORS = 50_000_000  # beyond this an HNSW graph takes too long to build on a CPU
 IVF_MIN_VECTORS = 10_000  # PQ needs about 39 x 256 training points for 8-bit codes
 
@@ -172,7 +172,8 @@ def choose_index_key(n_vectors: int, dim: int, budget_bytes: int) -> IndexSpec:
 
     Branches, in order (one test each):
       1. flat (exact) when n <= FLAT_MAX_VECTORS and it fits the budget;
-      2. flat-fp16 (exact up to fp16 rounding, half the memory) when n <= FLAT_MAX_VECTORS and it fits;
+      2. flat-fp16 (exact up to fp16 rounding, half the memory, but no BLAS: ~6x slower search than
+         flat at 800k vectors in bench_index.py) when n <= FLAT_MAX_VECTORS and it fits;
       3. hnsw when FLAT_MAX_VECTORS < n <= HNSW_MAX_VECTORS and the graph fits;
       4. ivf-pq when n >= IVF_MIN_VECTORS and the codes fit;
       5. otherwise ParameterError naming the smallest budget that would do.

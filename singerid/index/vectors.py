@@ -33,7 +33,8 @@ FIRST_BLOCK_ROWS = 2048  # exact_search: rows of the first database block (sets 
 CANDIDATES_PER_ROW = 64  # exact_search: above k x this many candidates per row, pre-select by argpartition
 # Queries per FAISS call from which exhaustive search (flat search, k-means, IVF assignment) uses
 # BLAS. faiss-cpu 1.15.1 ships 128,000, which sends a song's ~240 query blocks to the scalar SIMD
-# path: 10x slower against 800k references, and PQ training 7x slower (measured, bench_index.py).
+# path that streams the whole database per query: 14-20x slower against 1M references (d=32/128)
+# and PQ training 7x slower; up to 100k references the SIMD path is 5-15 % faster (bench_index.py).
 # 20 is FAISS's long-standing default. Set only around our own calls and restored after.
 BLAS_QUERY_THRESHOLD = 20
 GPU_INDEX_TYPES = ("flat", "ivf-pq")  # types faiss-gpu builds and converts back to the same CPU type
