@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 
 from singerid.cli import main
+from singerid.config import FeatureConfig, TrainConfig
 from singerid.datasets import load_dataset
 from singerid.datasets.synth import generate_corpus
 from singerid.datasets.synth_spec import CorpusSpec
 from singerid.decision import knn_block_votes, song_vote
+from singerid.embedder.train import data_fingerprint
 from singerid.evaluation import K_VALUES, METHODS, validate_report
 from singerid.pipeline.evaluate import EvaluateConfig, _rule_for_seeds
 from singerid.pipeline.evaluate_methods import EvalBlocks, knn_run, softmax_run
+from singerid.pipeline.evaluate_models import mismatch
 
 TINY = CorpusSpec(singers=3, albums=3, songs_per_album=1, seconds=4.0, seed=5, audio_format="flac")
 FAST = ["--seeds", "0", "--epochs", "1", "--batch-size", "16", "--workers", "1", "--threads", "2"]
@@ -156,6 +159,24 @@ def test_a_dataset_failing_in_training_is_reported_and_the_others_complete(evalu
     assert doc["datasets"]["broken"]["methods"] == {}
     assert "broken: dataset failed" in (out / "report.md").read_text()
     assert "dataset failed" in stdout
+
+
+def test_a_model_is_reused_only_when_everything_matches(evaluated, corpus):
+    model_dir = evaluated[0] / "runs/synthetic/seed-0/crnn/models/crnn"
+    tracks = load_dataset(corpus, seed=0, split="album").tracks
+    feature_cfg = FeatureConfig()
+    fingerprint = data_fingerprint(tracks, feature_cfg=feature_cfg, cache_dir=evaluated[0] / "cache/features")
+    same = dict(kind="crnn", feature_cfg=feature_cfg, fingerprint=fingerprint, precision="fp32",
+                train_cfg=TrainConfig(epochs=1, batch_size=16, seed=0, workers=3))  # workers do not matter
+    assert mismatch(model_dir, **same) is None
+    assert "attcrnn" in mismatch(model_dir, **{**same, "kind": "attcrnn"})
+    assert "training settings" in mismatch(model_dir, **{**same, "train_cfg": TrainConfig(epochs=2, batch_size=16)})
+    assert "bf16 requested" in mismatch(model_dir, **{**same, "precision": "bf16"})
+    assert "other data" in mismatch(model_dir, **{**same, "fingerprint": "0" * 16})
+    other_split = load_dataset(corpus, seed=1, split="song").tracks
+    other = data_fingerprint(other_split, feature_cfg=feature_cfg, cache_dir=evaluated[0] / "cache/features")
+    assert other != fingerprint and "other data" in mismatch(model_dir, **{**same, "fingerprint": other})
+    assert mismatch(model_dir.parent / "nothing", **same) == "no trained model yet"
 
 
 # --- errors before any training -------------------------------------------------------------

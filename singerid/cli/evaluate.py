@@ -76,6 +76,8 @@ def _datasets(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
               help="Adam learning rate.")
 @click.option("--patience", type=click.IntRange(min=1), default=TRAIN.patience, show_default=True,
               help="Stop after this many epochs without a better validation block accuracy.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="bf16: bfloat16 autocast for training, about 2x faster on CPUs with AMX or AVX512-BF16.")
 @click.option("--home", "reuse_home", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="A home whose trained models are reused when their settings and training data match.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -86,8 +88,8 @@ def _datasets(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
               help="Directory of the reports, trained models, indexes and caches (reused when rerun).")
 @json_option
 def evaluate(datasets, methods: tuple[str, ...], split_mode: str, seeds: tuple[int, ...], k: int, index_type: str,
-             gpu: bool, epochs: int, batch_size: int, lr: float, patience: int, reuse_home: Path | None,
-             workers: int | None, threads: int | None, out_dir: Path, as_json: bool) -> None:
+             gpu: bool, epochs: int, batch_size: int, lr: float, patience: int, precision: str,
+             reuse_home: Path | None, workers: int | None, threads: int | None, out_dir: Path, as_json: bool) -> None:
     """Reproduce the paper's Table 1: train, index and classify each dataset, write reports.
 
     For each dataset and seed: train CRNN and Attention-CRNN on the train split (or reuse
@@ -119,7 +121,8 @@ def evaluate(datasets, methods: tuple[str, ...], split_mode: str, seeds: tuple[i
     torch.set_num_threads(threads or cores)
     cfg = EvaluateConfig(methods=methods, seeds=seeds, split=split_mode, k=k, feature=FeatureConfig(),
                          train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience),
-                         index=IndexConfig(index_type=index_type, gpu=gpu, k=k), reuse_home=reuse_home,
+                         index=IndexConfig(index_type=index_type, gpu=gpu, k=k), precision=precision,
+                         reuse_home=reuse_home,
                          workers=workers or cores)
     check_gpu(cfg)
     prepared = prepare_datasets(datasets, cfg)

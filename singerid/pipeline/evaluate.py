@@ -31,7 +31,8 @@ import numpy as np
 
 from singerid.datasets import Dataset, load_dataset
 from singerid.errors import DatasetError, ParameterError, SingeridError
-from singerid.evaluation import DatasetResult, EvaluationResults, ReportPaths, StageTiming, TimbreSample, write_reports
+from singerid.evaluation import (DatasetResult, EvaluationResults, ReportPaths, StageTiming, TimbreSample,
+                                 write_reports)
 from singerid.pipeline.evaluate_config import METHOD_MODEL, DatasetSpec, EvaluateConfig
 from singerid.pipeline.evaluate_models import ModelOutcome
 from singerid.pipeline.evaluate_run import SeedOutcome, evaluate_seed
@@ -155,7 +156,7 @@ def evaluate_dataset(item: PreparedDataset, cfg: EvaluateConfig, *, out_dir: Pat
         counts += outcome.counts
         timings += [dataclasses.replace(t, seed=seed) for t in outcome.timings]
         models += outcome.models
-        if sample is None and outcome.timbre_embeddings is not None:
+        if sample is None and outcome.timbre_embeddings is not None and len(outcome.timbre_embeddings) >= 3:
             sample = _timbre(key, seed, outcome, singers)
     result = DatasetResult(key=key, split_rule=item.by_seed[0].split_rule if len(cfg.seeds) == 1 else
                            _rule_for_seeds(item.by_seed[0].split_rule), seeds=cfg.seeds, singers=singers,

@@ -64,6 +64,7 @@ class EvaluateConfig:
     feature: FeatureConfig = FeatureConfig()
     train: TrainConfig = TrainConfig()  # its seed is replaced by each run's seed
     index: IndexConfig = IndexConfig()
+    precision: str = "fp32"  # training forward pass: fp32, or bf16 autocast (singerid.embedder.train)
     reuse_home: Path | None = None  # a home whose matching models are copied instead of retrained
     batch_size: int = 256  # blocks per forward pass at inference
     workers: int = 1  # processes computing the baseline's MFCCs
@@ -71,13 +72,16 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]
         if bad or not self.methods:
-            raise ParameterError(f"unknown method {bad[0] if bad else ''!r}; use a comma list of {', '.join(METHODS)}")
+            raise ParameterError(f"unknown method {bad[0] if bad else ''!r}; "
+                                 f"use a comma list of {', '.join(METHODS)}")
         if len(set(self.methods)) != len(self.methods):
             raise ParameterError(f"methods must be distinct, got {','.join(self.methods)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
             raise ParameterError(f"seeds must be distinct non-negative integers, got {list(self.seeds)}")
         if self.split not in SPLIT_MODES:
             raise ParameterError(f"unknown split {self.split!r}: use one of {', '.join(SPLIT_MODES)}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ParameterError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if self.k < 1:
             raise ParameterError(f"k must be >= 1, got {self.k}")
         if self.batch_size < 1 or self.workers < 1:
@@ -97,5 +101,5 @@ class EvaluateConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"methods": list(self.methods), "seeds": list(self.seeds), "split": self.split, "k": self.k,
                 "k_values": list(K_VALUES), "feature": self.feature.to_dict(),
-                "train": {k: v for k, v in self.train.to_dict().items() if k != "seed"},
+                "train": {k: v for k, v in self.train.to_dict().items() if k != "seed"}, "precision": self.precision,
                 "index": self.index.to_dict(), "reuse_home": str(self.reuse_home) if self.reuse_home else None}

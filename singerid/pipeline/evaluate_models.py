@@ -43,11 +43,12 @@ class ModelOutcome:
 
 
 def ensure_model(kind: str, tracks: Sequence[Track], *, home: Home, feature_cfg: FeatureConfig,
-                 train_cfg: TrainConfig, cache_dir: Path, reuse_home: Path | None = None,
+                 train_cfg: TrainConfig, cache_dir: Path, precision: str = "fp32", reuse_home: Path | None = None,
                  progress: bool = False) -> ModelOutcome:
     """Make sure ``home.model_dir(kind)`` holds a model trained on ``tracks`` with these settings.
 
     ``tracks``: the dataset's tracks (its "train" split is fitted, "val" stops early).
+    ``precision``: of the training pass ("fp32" or "bf16"), also compared on reuse.
     ``reuse_home``: another home whose ``models/<kind>`` is copied when it matches.
     Raises what ``train_embedder`` raises (DatasetError, AudioError...), ArtefactError for a
     model directory that cannot be replaced.
@@ -55,14 +56,16 @@ def ensure_model(kind: str, tracks: Sequence[Track], *, home: Home, feature_cfg:
     started = time.perf_counter()
     fingerprint = data_fingerprint(tracks, feature_cfg=feature_cfg, cache_dir=cache_dir)
     target = home.model_dir(kind)
-    reason = mismatch(target, kind=kind, feature_cfg=feature_cfg, train_cfg=train_cfg, fingerprint=fingerprint)
+    reason = mismatch(target, kind=kind, feature_cfg=feature_cfg, train_cfg=train_cfg, fingerprint=fingerprint,
+                      precision=precision)
     if reason is None:
         log.info("reusing the %s model in %s", kind, target)
         return ModelOutcome(kind, target, "reused", time.perf_counter() - started)
     log.info("%s: %s", target, reason)
     if reuse_home is not None:
         source = Home(Path(reuse_home)).model_dir(kind)
-        other = mismatch(source, kind=kind, feature_cfg=feature_cfg, train_cfg=train_cfg, fingerprint=fingerprint)
+        other = mismatch(source, kind=kind, feature_cfg=feature_cfg, train_cfg=train_cfg, fingerprint=fingerprint,
+                         precision=precision)
         if other is None:
             _replace_model(home, kind, source)
             log.info("copied the matching %s model from %s", kind, source)
@@ -70,12 +73,12 @@ def ensure_model(kind: str, tracks: Sequence[Track], *, home: Home, feature_cfg:
         log.info("not reusing %s: %s", source, other)
     _clear_vectors(home)
     train_embedder(tracks, feature_cfg=feature_cfg, model_cfg=ModelConfig(kind=kind), train_cfg=train_cfg,
-                   out_dir=target, cache_dir=cache_dir, progress=progress)
+                   out_dir=target, cache_dir=cache_dir, progress=progress, precision=precision)
     return ModelOutcome(kind, target, "trained", time.perf_counter() - started)
 
 
 def mismatch(model_dir: Path, *, kind: str, feature_cfg: FeatureConfig, train_cfg: TrainConfig,
-             fingerprint: str) -> str | None:
+             fingerprint: str, precision: str = "fp32") -> str | None:
     """Why the model in ``model_dir`` cannot stand for the requested one (None = it can).
 
     A missing, unreadable or tampered-with model is a reason, not an error.
@@ -96,6 +99,9 @@ def mismatch(model_dir: Path, *, kind: str, feature_cfg: FeatureConfig, train_cf
     ours, theirs = _train_settings(train_cfg), _train_settings(card.train_config)
     if ours != theirs:
         return f"training settings {theirs} differ from {ours}"
+    trained_precision = card.training.get("precision", "fp32")  # models from before bf16 existed are fp32
+    if trained_precision != precision:
+        return f"trained with {trained_precision} precision, {precision} requested"
     recorded = card.training.get("data_fingerprint")
     if recorded != fingerprint:
         return f"trained on other data (fingerprint {recorded!r}, this split {fingerprint!r})"

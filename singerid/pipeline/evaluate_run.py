@@ -85,7 +85,8 @@ def evaluate_seed(ds: Dataset, seed: int, *, cfg: EvaluateConfig, singers: tuple
     for kind, home in homes.items():
         with timer.stage(f"train {kind}"):
             models.append(ensure_model(kind, ds.tracks, home=home, feature_cfg=cfg.feature, train_cfg=cfg.train,
-                                       cache_dir=features_dir, reuse_home=cfg.reuse_home, progress=progress))
+                                       cache_dir=features_dir, precision=cfg.precision, reuse_home=cfg.reuse_home,
+                                       progress=progress))
     runs: list[RunResult] = []
     timbre: tuple[np.ndarray | None, np.ndarray | None, str] = (None, None, "attcrnn")
     test: EvalBlocks | None = None
@@ -119,8 +120,8 @@ def evaluate_seed(ds: Dataset, seed: int, *, cfg: EvaluateConfig, singers: tuple
                        timbre_embeddings=timbre[0], timbre_labels=timbre[1], timbre_method=timbre[2])
 
 
-def _search(ds: Dataset, home: Home, embedder: Embedder, embeddings: np.ndarray, *, cfg: EvaluateConfig, timer: _Timer,
-            progress: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _search(ds: Dataset, home: Home, embedder: Embedder, embeddings: np.ndarray, *, cfg: EvaluateConfig,
+            timer: _Timer, progress: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Reference blocks of the train split into ``home``, its index, and one search at cfg.search_k."""
     kind = embedder.model_config.kind
     with timer.stage(f"embed train {kind}"):
