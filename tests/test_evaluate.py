@@ -273,3 +273,15 @@ def test_config_needs_only_the_models_its_methods_use():
     assert EvaluateConfig(k=70).search_k == 70
     assert _rule_for_seeds("album split 4/1/1 per singer (paper), seed 0") == \
         "album split 4/1/1 per singer (paper), one split per seed"
+
+
+def test_reproduce_script_needs_one_of_the_paper_datasets(tmp_path):
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_table1.sh"
+    done = subprocess.run(["bash", str(script), str(tmp_path), str(tmp_path / "out")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == (f"error: none of {tmp_path}/artist20, {tmp_path}/singer32, {tmp_path}/singer60 "
+                           "exists\n")
+    assert not (tmp_path / "out").exists()
