@@ -57,6 +57,10 @@ def synth_corpus(out: Path, singers: int, albums: int, songs_per_album: int, sec
     manifest = generate_corpus(out, spec, workers=n_workers, progress=show_progress())
     elapsed = time.perf_counter() - started
     hours = manifest.audio_seconds / 3600
+    if not manifest.fresh:
+        click.echo(f"{out} already holds this corpus ({len(manifest.songs)} songs, {hours:.2f} h, files checked); "
+                   "nothing to do")
+        return
     splits = {s: sum(a.split == s for a in manifest.albums) for s in ("train", "val", "test")}
     click.echo(f"wrote {len(manifest.songs)} songs ({spec.singers} singers x {spec.albums} albums x "
                f"{spec.songs_per_album} songs, {hours:.2f} h, {manifest.n_bytes / 1e6:.1f} MB {audio_format}) "

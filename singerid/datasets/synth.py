@@ -73,6 +73,7 @@ class CorpusManifest:
     singers: tuple[SingerRecord, ...]
     albums: tuple[AlbumRecord, ...]
     songs: tuple[SongRecord, ...]
+    fresh: bool = dataclasses.field(default=True, compare=False)  # written by this call, not found on disk
 
     @property
     def audio_seconds(self) -> float:
@@ -108,9 +109,9 @@ class CorpusManifest:
             albums = tuple(AlbumRecord(a["singer"], a["album"], a["split"], _style(a["style"]))
                            for a in data["albums"])
             songs = tuple(SongRecord(**{**s, "progression": tuple(s["progression"])}) for s in data["songs"])
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ArtefactError(f"{root / MANIFEST_NAME}: not a complete corpus manifest ({exc})") from exc
-        return cls(root=root, spec=spec, singers=singers, albums=albums, songs=songs)
+        return cls(root=root, spec=spec, singers=singers, albums=albums, songs=songs, fresh=False)
 
 
 def read_manifest(root: str | Path) -> CorpusManifest:
@@ -213,9 +214,13 @@ def _prepare_out(out: Path, spec: CorpusSpec) -> CorpusManifest | None:
                              f"(no {MANIFEST_NAME}); choose a new or empty directory")
     if (data.get("status") == "complete" and data.get("generator_version") == GENERATOR_VERSION
             and data.get("spec") == spec.to_dict()):
-        manifest = CorpusManifest.from_dict(out, data)
-        if all((out / s.path).is_file() and _sha256(out / s.path) == s.sha256 for s in manifest.songs):
-            return manifest
+        try:
+            manifest = CorpusManifest.from_dict(out, data)
+        except ArtefactError as exc:
+            log.warning("%s; generating the corpus again", exc)
+        else:
+            if all((out / s.path).is_file() and _sha256(out / s.path) == s.sha256 for s in manifest.songs):
+                return manifest
     log.info("replacing the previous synthetic corpus in %s", out)
     for name in (AUDIO_DIR, LISTS_DIR):
         shutil.rmtree(out / name, ignore_errors=True)

@@ -99,8 +99,8 @@ def draw_album_style(rng: np.random.Generator) -> AlbumStyle:
         drums=str(rng.choice(list(DRUM_PATTERNS), p=[0.35, 0.2, 0.15, 0.15, 0.15])),
         drum_level_db=float(rng.uniform(-8.0, 0.0)), hat_brightness_hz=float(rng.uniform(4000.0, 7000.0)),
         reverb_seconds=float(rng.uniform(0.3, 2.0)), reverb_mix=float(rng.uniform(0.05, 0.35)),
-        master_tilt_db_per_octave=float(rng.uniform(-2.0, 2.0)),
-        low_cut_hz=float(rng.uniform(30.0, 150.0)), high_cut_hz=float(rng.uniform(5000.0, 7800.0)),
+        master_tilt_db_per_octave=float(rng.uniform(-1.0, 1.0)),
+        low_cut_hz=float(rng.uniform(30.0, 120.0)), high_cut_hz=float(rng.uniform(5500.0, 7800.0)),
     )
 
 

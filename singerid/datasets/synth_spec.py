@@ -27,7 +27,7 @@ class CorpusSpec:
     seed: int = 0  # one seed for voices, albums, songs and the album split
     audio_format: str = "mp3"  # "mp3" (32 kbit/s CBR like artist20) or "flac" (16-bit)
     sample_rate: int = C.SAMPLE_RATE_HZ  # Hz; artist20 is 16 kHz mono
-    voice_ratio_db: tuple[float, float] = (-3.0, 6.0)  # per-song voice/accompaniment while singing
+    voice_ratio_db: tuple[float, float] = (-2.0, 7.0)  # per-song voice/accompaniment dB while singing; calibrated
 
     def __post_init__(self) -> None:
         _check_int("singers", self.singers, 2, 999, "one singer cannot be identified")

@@ -39,6 +39,7 @@ CONSONANTS: dict[str, tuple[float, float, float, float]] = {
     "f": (1200.0, 7000.0, 0.08, 0.12), "t": (3000.0, 7000.0, 0.025, 0.5),
     "k": (1500.0, 4000.0, 0.03, 0.45), "p": (300.0, 2500.0, 0.02, 0.4),
 }
+INHALE = (500.0, 5000.0, 0.25, 0.05)  # ours: the breath before a phrase, same fields as CONSONANTS
 # Registers as MIDI ranges (E2..E4 for bass up to C4..C6 for soprano); neighbours overlap by
 # more than an octave, so several singers share every pitch.
 REGISTERS: dict[str, tuple[int, int]] = {
@@ -88,11 +89,11 @@ def draw_voice(rng: np.random.Generator, register: str) -> VoiceParams:
         low_midi=round(float(low), 2),
         high_midi=round(float(low + width), 2),
         tract_scale=float(rng.normal(1.17 if female else 1.0, 0.05)),
-        formant_offsets=tuple(float(v) for v in rng.uniform(0.9, 1.1, size=5)),
+        formant_offsets=tuple(float(v) for v in rng.uniform(0.85, 1.15, size=5)),
         bandwidth_scale=float(rng.uniform(0.7, 1.6)),
         open_quotient=float(rng.uniform(0.4, 0.8)),
         speed_quotient=float(rng.uniform(1.2, 3.5)),
-        tilt_db_per_octave=float(rng.uniform(-9.0, 0.0)),
+        tilt_db_per_octave=float(rng.uniform(-6.0, 0.0)),
         singer_formant_db=float(rng.uniform(0.0, 10.0)),
         singer_formant_hz=float(rng.uniform(2600.0, 3400.0)),
         jitter=float(rng.uniform(0.002, 0.02)),
@@ -133,7 +134,8 @@ def render_voice(voice: VoiceParams, melody: Sequence[Note], *, n_samples: int, 
     return out + _consonants(voice, melody, n_samples=n_samples, sample_rate=sample_rate, rng=rng)
 
 
-def _control_tracks(voice: VoiceParams, melody: Sequence[Note], t_ctrl: np.ndarray):
+def _control_tracks(voice: VoiceParams, melody: Sequence[Note],
+                    t_ctrl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pitch (MIDI, glides included), amplitude gate, vowel index and note onset per control tick."""
     n = t_ctrl.size
     midi = np.full(n, np.nan)
@@ -182,7 +184,8 @@ def _drift(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def _glottal_source(voice: VoiceParams, f0_ctrl: np.ndarray, t_ctrl: np.ndarray, *, n_samples: int,
                     sample_rate: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Glottal flow derivative (float32 (n,), before the amplitude gate) and the flow in [0, 1]."""
+    """Glottal flow derivative and glottal flow in [0, 1]: float64 (n_samples,) each, before the
+    amplitude gate. The phase is integrated at the control rate and interpolated."""
     rate = sample_rate * OVERSAMPLE
     phase_ctrl = np.concatenate([[0.0], np.cumsum(f0_ctrl[:-1]) / CONTROL_HZ])  # cycles at each tick
     phase = np.interp(np.arange(n_samples * OVERSAMPLE, dtype=np.float64), t_ctrl * rate, phase_ctrl)
@@ -252,23 +255,27 @@ def filter_frames(x: np.ndarray, gains: np.ndarray) -> np.ndarray:
 
 def _consonants(voice: VoiceParams, melody: Sequence[Note], *, n_samples: int, sample_rate: int,
                 rng: np.random.Generator) -> np.ndarray:
-    """Band-passed noise bursts at the syllables that start with a consonant (vowel RMS = 1)."""
+    """Band-passed noise bursts (vowel RMS = 1): a consonant at the syllables that start with one,
+    and an inhalation ending where a phrase starts."""
     out = np.zeros(n_samples)
     nyquist = 0.5 * sample_rate
     filters: dict[str, np.ndarray] = {}
+    prev_end = -1.0
     for note in melody:
-        if note.consonant not in CONSONANTS:
-            continue
-        low, high, seconds, level = CONSONANTS[note.consonant]
-        if note.consonant not in filters:
-            edges = np.clip(np.array([low, high]) * np.sqrt(voice.tract_scale), 50.0, 0.9 * nyquist)
-            filters[note.consonant] = sps.butter(4, edges, btype="bandpass", fs=sample_rate, output="sos")
-        n = int(seconds * sample_rate)
-        start = int(note.start_seconds * sample_rate) - n // 2
-        if start < 0 or start + n > n_samples:
-            continue
-        burst = sps.sosfilt(filters[note.consonant], rng.standard_normal(n)) * np.hanning(n)
-        out[start:start + n] += burst * level * note.velocity / max(np.sqrt(np.mean(burst ** 2)), 1e-12)
+        bursts = [(note.consonant, CONSONANTS[note.consonant], 0.5)] if note.consonant in CONSONANTS else []
+        if note.start_seconds - prev_end > INHALE[2]:  # a rest long enough to breathe in
+            bursts.append(("inhale", INHALE, 1.0))
+        prev_end = note.start_seconds + note.duration_seconds
+        for name, (low, high, seconds, level), before in bursts:
+            if name not in filters:
+                edges = np.clip(np.array([low, high]) * np.sqrt(voice.tract_scale), 50.0, 0.9 * nyquist)
+                filters[name] = sps.butter(4, edges, btype="bandpass", fs=sample_rate, output="sos")
+            n = int(seconds * sample_rate)
+            start = int(note.start_seconds * sample_rate) - int(before * n)
+            if start < 0 or start + n > n_samples:
+                continue
+            burst = sps.sosfilt(filters[name], rng.standard_normal(n)) * np.hanning(n)
+            out[start:start + n] += burst * level * note.velocity / max(np.sqrt(np.mean(burst ** 2)), 1e-12)
     return out
 
 
