@@ -19,18 +19,16 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from singerid import constants as C
 from singerid.baseline import BaselineResult, evaluate_baseline
-from singerid.datasets.split import assign_split
+from singerid.datasets import load_dataset
 from singerid.errors import SingeridError
-from singerid.records import Track
 
 DEFAULT_OUT = Path("bench-out/corpus_baseline.json")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("corpus", type=Path, help="corpus root (holds mp3s-32k/ and lists/)")
+    parser.add_argument("corpus", type=Path, help="dataset root (any layout singerid reads, e.g. a synthetic corpus)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the album split and the classifier")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for MFCCs")
     parser.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
@@ -38,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         started = time.perf_counter()
-        tracks = _read_tracks(args.corpus, seed=args.seed)
+        tracks = load_dataset(args.corpus, kind="auto", seed=args.seed, split="album").tracks
         result = evaluate_baseline(tracks, seed=args.seed, workers=args.workers,
                                    progress=sys.stderr.isatty() and not args.json)
         elapsed = time.perf_counter() - started
@@ -74,28 +72,6 @@ def _table(corpus: Path, seed: int, result: BaselineResult) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
-
-
-def _read_tracks(root: Path, *, seed: int) -> list[Track]:
-    """Tracks of a synthetic (artist20-layout) corpus from ``lists/a20-all-tracks.list``, with
-    the album split ``assign_split(albums, seed, key=singer)`` that the readers also use."""
-    listing = root / "lists" / "a20-all-tracks.list"
-    if not listing.is_file():
-        raise SingeridError(f"{root}: no lists/a20-all-tracks.list; is this a synthetic corpus?")
-    entries = [line.strip() for line in listing.read_text(encoding="utf-8").splitlines() if line.strip()]
-    albums: dict[str, set[str]] = defaultdict(set)
-    for entry in entries:
-        singer, album, _ = entry.split("/")
-        albums[singer].add(album)
-    splits = {s: assign_split(sorted(a), seed=seed, key=s, ratio=C.ARTIST20_ALBUM_SPLIT) for s, a in albums.items()}
-    tracks = []
-    for entry in entries:
-        singer, album, _ = entry.split("/")
-        path = next((root / "mp3s-32k" / f"{entry}{ext}" for ext in (".mp3", ".flac")
-                     if (root / "mp3s-32k" / f"{entry}{ext}").is_file()), root / "mp3s-32k" / f"{entry}.mp3")
-        tracks.append(Track(path=path, singer=singer, song_id=entry, split=splits[singer][album],
-                            album=album, dataset="artist20"))
-    return tracks
 
 
 if __name__ == "__main__":

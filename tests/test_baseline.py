@@ -11,23 +11,18 @@ import numpy as np
 import pytest
 
 from singerid.baseline import FEATURE_DIM, MfccLogReg, evaluate_baseline, song_features, track_features
+from singerid.datasets import load_dataset
 from singerid.datasets.synth import CorpusSpec, generate_corpus
 from singerid.errors import AudioError, DatasetError, ParameterError
-from singerid.records import Track
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def corpus_tracks(root: Path, manifest) -> list[Track]:
-    return [Track(path=root / s.path, singer=s.singer, song_id=s.song_id, split=s.split, album=s.album,
-                  dataset="artist20") for s in manifest.songs]
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("base") / "corpus"
-    manifest = generate_corpus(root, CorpusSpec(singers=3, albums=3, songs_per_album=2, seconds=3.0, seed=4))
-    return root, corpus_tracks(root, manifest)
+    generate_corpus(root, CorpusSpec(singers=3, albums=3, songs_per_album=2, seconds=3.0, seed=4))
+    return root, list(load_dataset(root, seed=4).tracks)
 
 
 def test_song_features_are_mfcc_statistics(tone):
@@ -89,18 +84,18 @@ def test_misuse_is_reported(tiny):
 def test_corpus_baseline_script_writes_json(tiny, tmp_path):
     root, _ = tiny
     out = tmp_path / "b.json"
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "corpus_baseline.py"), str(root), "--seed", "0",
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "corpus_baseline.py"), str(root), "--seed", "4",
                            "--workers", "1", "--out", str(out)], capture_output=True, text=True, check=True)
     assert "mfcc-logreg song accuracy" in done.stdout and "chance" in done.stdout
     report = json.loads(out.read_text())
-    assert report["split"].startswith("album 4/1/1") and report["level"] == "song" and report["seed"] == 0
+    assert report["split"].startswith("album 4/1/1") and report["level"] == "song" and report["seed"] == 4
     assert 0.0 <= report["accuracy"] <= 1.0 and len(report["predictions"]) == report["n_test"] == 6
 
 
 @pytest.mark.slow
 def test_baseline_is_above_chance_on_a_bigger_corpus(tmp_path):
     spec = CorpusSpec(singers=6, albums=6, songs_per_album=4, seconds=10.0, seed=3)
-    manifest = generate_corpus(tmp_path / "c", spec, workers=2)
-    result = evaluate_baseline(corpus_tracks(tmp_path / "c", manifest), seed=0, workers=2)
+    generate_corpus(tmp_path / "c", spec, workers=2)
+    result = evaluate_baseline(load_dataset(tmp_path / "c", seed=3).tracks, seed=3, workers=2)
     assert result.chance == pytest.approx(1 / 6)
     assert result.accuracy >= 2 * result.chance  # 24 test songs; chance would get 4

@@ -15,6 +15,7 @@ import soundfile as sf
 from singerid import constants as C
 from singerid.audio import load_audio
 from singerid.cli import main
+from singerid.datasets import load_dataset
 from singerid.datasets.split import assign_split
 from singerid.datasets.synth import CorpusSpec, generate_corpus, plan_corpus, read_manifest
 from singerid.datasets.synth_music import draw_album_style, render_accompaniment
@@ -73,6 +74,15 @@ def test_lists_match_files_and_album_split(tiny):
             mine = sorted(a.split("/")[1] for a in albums[tag] if a.startswith(singer + "/"))
             assert mine == sorted(a for a, s in expected.items() if s == split)
             assert len(mine) == 1  # 3 albums -> 1/1/1
+
+
+@pytest.mark.parametrize("mode", ["album", "lists"])
+def test_the_dataset_reader_sees_the_generated_split(tiny, mode):
+    root, manifest = tiny
+    dataset = load_dataset(root, seed=TINY.seed, split=mode)
+    assert dataset.name == "artist20"
+    assert {(t.song_id, t.singer, t.album, t.split) for t in dataset.tracks} == \
+        {(s.song_id, s.singer, s.album, s.split) for s in manifest.songs}
 
 
 def test_manifest_records_how_everything_was_made(tiny):
