@@ -34,7 +34,7 @@ def _home(path: Path):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
 @click.option("--model", "model_kind", type=click.Choice(["crnn", "attcrnn"]), default=None,
               help="Embedder in HOME/models/ [default: the home's, else attcrnn].")
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True, help="Blocks per forward pass.")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Blocks per forward pass (64 is fastest on CPU: scripts/bench_embed.py).")
 @json_option
 def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, which: str, split_rule: str, seed: int,
                  model_kind: str | None, batch_size: int, as_json: bool) -> None:

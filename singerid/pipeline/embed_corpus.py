@@ -67,7 +67,7 @@ class EmbedSummary:
 
 
 def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None = None, db_url: str | None = None,
-                 batch_size: int = 256, progress: bool = False, durable: bool = True,
+                 batch_size: int = 64, progress: bool = False, durable: bool = True,
                  embedder: Embedder | None = None) -> EmbedSummary:
     """Embed ``tracks`` into the home's store and shards (not the index: see build_index / enrol).
 

@@ -51,7 +51,7 @@ class QueryOptions:
     min_similarity: float | None = None  # below this mean top-1 similarity the answer is "unknown"
     min_share: float | None = None  # below this winning vote share the answer is "unknown"
     reject_unknown: bool = False  # use the threshold calibrated by build-index when min_similarity is None
-    batch_size: int = 256  # blocks per embedding batch
+    batch_size: int = 64  # blocks per embedding batch (fastest on CPU: scripts/bench_embed.py)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
