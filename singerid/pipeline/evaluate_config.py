@@ -66,7 +66,7 @@ class EvaluateConfig:
     index: IndexConfig = IndexConfig()
     precision: str = "fp32"  # training forward pass: fp32, or bf16 autocast (singerid.embedder.train)
     reuse_home: Path | None = None  # a home whose matching models are copied instead of retrained
-    batch_size: int = 256  # blocks per forward pass at inference
+    batch_size: int = 64  # blocks per forward pass at inference (fastest on 2 CPU cores, as embed-corpus)
     workers: int = 1  # processes computing the baseline's MFCCs
 
     def __post_init__(self) -> None:

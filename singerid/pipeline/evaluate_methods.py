@@ -105,7 +105,7 @@ def collect_test_blocks(tracks: Sequence[Track], *, singers: Sequence[str], cach
                       features=tuple(items[i] for i in keep), skipped=tuple(skipped))
 
 
-def forward_pass(embedders: dict[str, Embedder], test: EvalBlocks, *, cfg: FeatureConfig, batch_size: int = 256,
+def forward_pass(embedders: dict[str, Embedder], test: EvalBlocks, *, cfg: FeatureConfig, batch_size: int = 64,
                  progress: bool = False) -> dict[str, ModelOutput]:
     """Run every embedder once over the test blocks, reading them in chunks from the cache."""
     for kind, embedder in embedders.items():
