@@ -11,13 +11,14 @@ cd "$(dirname "$0")/.."
 OUT=${DEMO_OUT:-demo-out}
 SINGERS=${DEMO_SINGERS:-20}
 ALBUMS=${DEMO_ALBUMS:-6}
-SONGS=${DEMO_SONGS_PER_ALBUM:-3}
-SECONDS_PER_SONG=${DEMO_SECONDS:-20}
-EPOCHS=${DEMO_EPOCHS:-6}
-PATIENCE=${DEMO_PATIENCE:-3}
+SONGS=${DEMO_SONGS_PER_ALBUM:-2}
+SECONDS_PER_SONG=${DEMO_SECONDS:-15}
+EPOCHS=${DEMO_EPOCHS:-10}
+PATIENCE=${DEMO_PATIENCE:-4}
 BATCH=${DEMO_BATCH_SIZE:-16}
 LR=${DEMO_LR:-0.001}
 SEEDS=${DEMO_SEEDS:-0}
+THREADS=${DEMO_THREADS:-}  # torch threads; empty = all cores
 export SINGERID_NO_PROGRESS=${SINGERID_NO_PROGRESS:-}
 
 started=$(date +%s)
@@ -29,7 +30,7 @@ singerid synth-corpus "$OUT/corpus" --singers "$SINGERS" --albums "$ALBUMS" --so
 
 step "2/4 evaluate: train, embed, index, classify (album split, seeds $SEEDS)"
 singerid evaluate --dataset "synthetic=$OUT/corpus" --seeds "$SEEDS" --epochs "$EPOCHS" --patience "$PATIENCE" \
-    --batch-size "$BATCH" --lr "$LR" --out "$OUT/eval"
+    --batch-size "$BATCH" --lr "$LR" ${THREADS:+--threads "$THREADS"} --out "$OUT/eval"
 
 first_seed=${SEEDS%%,*}
 HOME_DIR="$OUT/eval/runs/synthetic/seed-$first_seed/attcrnn"
