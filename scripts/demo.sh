@@ -40,7 +40,7 @@ step "3/4 query a test song (never seen in training) against the vector database
 singerid query "$SONG" --home "$HOME_DIR" --evidence 3
 
 step "4/4 what the vector database holds"
-singerid info --home "$HOME_DIR" --check | head -n 8
+singerid info --home "$HOME_DIR" --check
 
 step "done"
 echo "reports: $OUT/eval/report.md  $OUT/eval/report.html"
