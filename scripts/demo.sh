@@ -18,7 +18,9 @@ PATIENCE=${DEMO_PATIENCE:-4}
 BATCH=${DEMO_BATCH_SIZE:-16}
 LR=${DEMO_LR:-0.001}
 SEEDS=${DEMO_SEEDS:-0}
-THREADS=${DEMO_THREADS:-}  # torch threads; empty = all cores
+# One torch thread: measured 10 min for the whole demo even with another job on the second
+# core, while two jobs of 2 threads each on 2 cores slowed epochs 5-10x (OpenMP oversubscription).
+THREADS=${DEMO_THREADS:-1}  # torch threads; empty = all cores
 export SINGERID_NO_PROGRESS=${SINGERID_NO_PROGRESS:-}
 
 started=$(date +%s)
