@@ -30,3 +30,14 @@ def tone(tmp_path: Path):
         return write_tone(tmp_path / name, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test with one torch thread (tests share 2 cores; oversubscription is slow)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

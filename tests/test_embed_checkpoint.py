@@ -18,12 +18,7 @@ from singerid.errors import ArtefactError, ParameterError
 SINGERS = ("alice", "bob", "carol")
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _saved_model(model_dir: Path, kind: str = "attcrnn") -> tuple[torch.nn.Module, ckpt.ModelCard]:

@@ -10,12 +10,7 @@ from singerid.embedder.model import CRNN, Attention, AttentionCRNN, build_model
 from singerid.errors import ParameterError
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("kind, cls", [("crnn", CRNN), ("attcrnn", AttentionCRNN)])

@@ -31,12 +31,7 @@ N_SINGERS = 4
 FAST = TrainConfig(epochs=4, batch_size=8, lr=3e-3, patience=4, seed=0)  # ours: enough for the easy corpus
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")
