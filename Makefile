@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	# Resemblyzer's wheel ships the GE2E weights we load (never importing it); --no-deps
+	# because it names webrtcvad, which must compile and which we do not use.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt resemblyzer
 	touch $(STAMP)
 
 venv: $(STAMP)
