@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from singerid.audio import load_audio
 from singerid.cli import main
 from singerid.datasets import load_dataset
 from singerid.datasets.split import assign_split
-from singerid.datasets.synth import CorpusSpec, generate_corpus, plan_corpus, read_manifest
+from singerid.datasets.synth import CorpusSpec, generate_corpus, plan_corpus, read_manifest, stem_paths
 from singerid.datasets.synth_music import draw_album_style, render_accompaniment
 from singerid.datasets.synth_score import SCALES, Note, compose_song
 from singerid.datasets.synth_voice import STFT_HOP, STFT_SAMPLES, draw_voice, filter_frames, render_voice
@@ -249,6 +250,7 @@ def test_default_singers_share_pitch_ranges(tmp_path):
     ({"audio_format": "wav"}, "audio_format must be 'mp3' or 'flac', got 'wav'"),
     ({"sample_rate": 12345}, "sample_rate 12345 is not usable for mp3; use one of 8000, 11025"),
     ({"voice_ratio_db": (6.0, -3.0)}, "voice_ratio_db must be (low, high) with -30 <= low <= high <= 30, got (6.0, -3.0)"),
+    ({"stems": "yes"}, "stems must be True or False, got 'yes'"),
 ])
 def test_bad_spec_is_a_parameter_error(kwargs, message):
     with pytest.raises(ParameterError) as err:
@@ -313,5 +315,145 @@ def test_cli_defaults_are_the_spec_defaults():
     defaults = {p.name: p.default for p in synth_corpus.params}
     spec = CorpusSpec()
     for name in ("singers", "albums", "songs_per_album", "seconds", "seed", "audio_format", "sample_rate",
-                 "voice_ratio_db"):
+                 "voice_ratio_db", "stems"):
         assert defaults[name] == getattr(spec, name), name
+
+
+# --- stems -----------------------------------------------------------------------------------
+
+STEMS = CorpusSpec(singers=2, albums=3, songs_per_album=1, seconds=3.0, seed=7, audio_format="flac", stems=True)
+
+
+@pytest.fixture(scope="module")
+def stems_pair(tmp_path_factory):
+    """The same corpus without and with stems: (plain root, plain manifest, stems root, stems manifest)."""
+    base = tmp_path_factory.mktemp("stems")
+    plain = generate_corpus(base / "plain", dataclasses.replace(STEMS, stems=False))
+    with_stems = generate_corpus(base / "stems", STEMS)
+    return base / "plain", plain, base / "stems", with_stems
+
+
+def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(reference ** 2) / max(np.sum((reference - estimate) ** 2), 1e-20)))
+
+
+def test_stem_paths_mirror_the_song_path():
+    vocals, accompaniment = stem_paths("R", "mp3s-32k/singer_01_tenor/Album/01-Title.mp3")
+    assert vocals == Path("R/stems/mp3s-32k/singer_01_tenor/Album/01-Title.vocals.flac")
+    assert accompaniment == Path("R/stems/mp3s-32k/singer_01_tenor/Album/01-Title.accompaniment.flac")
+    for bad in ("/abs/01-x.mp3", "../mp3s-32k/a/b/01-x.mp3", ""):
+        with pytest.raises(ParameterError, match="relpath must be a song path inside the corpus root"):
+            stem_paths("R", bad)
+
+
+def test_stems_are_16_bit_flac_as_long_as_the_mix(stems_pair):
+    _, _, root, manifest = stems_pair
+    expected = set()
+    for song in manifest.songs:
+        vocals, accompaniment = stem_paths(root, song.path)
+        assert vocals == root / "stems" / Path(song.path).with_suffix(".vocals.flac")
+        mix = sf.info(str(root / song.path))
+        for path, sha in zip((vocals, accompaniment), song.stems_sha256):
+            info = sf.info(str(path))
+            assert (info.samplerate, info.channels, info.subtype, info.frames) == (SR, 1, "PCM_16", mix.frames)
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+            expected.add(path)
+    assert set((root / "stems").rglob("*.*")) == expected and len(expected) == 2 * STEMS.n_songs
+    data = json.loads((root / "corpus.json").read_text())
+    assert data["spec"]["stems"] is True and read_manifest(root) == manifest
+
+
+def test_vocals_plus_accompaniment_is_the_mix(stems_pair):
+    _, _, root, manifest = stems_pair
+    for song in manifest.songs:
+        mix, _ = sf.read(str(root / song.path))
+        vocals, accompaniment = (sf.read(str(p))[0] for p in stem_paths(root, song.path))
+        assert snr_db(mix, vocals + accompaniment) > 20.0, song.song_id  # measured 31-48 dB (wet level)
+        for stem in (vocals, accompaniment):  # both parts carry real signal, neither is the mix
+            assert np.sqrt(np.mean(stem ** 2)) > 0.2 * np.sqrt(np.mean(mix ** 2))
+            assert snr_db(mix, stem) < 10.0
+
+
+def test_stems_change_neither_the_songs_nor_what_readers_see(stems_pair, tmp_path, capsys):
+    plain_root, plain, root, _ = stems_pair
+    assert tree_hashes(root / "mp3s-32k") == tree_hashes(plain_root / "mp3s-32k")  # same song bytes
+    assert tree_hashes(root / "lists") == tree_hashes(plain_root / "lists")
+
+    def tracks(where: Path, mode: str) -> list[tuple]:
+        return [(t.song_id, t.singer, t.album, t.split, t.path.relative_to(where).as_posix())
+                for t in load_dataset(where, seed=STEMS.seed, split=mode).tracks]
+
+    unlisted = tmp_path / "unlisted"  # without lists/ the reader scans the tree
+    shutil.copytree(root, unlisted, ignore=shutil.ignore_patterns("lists"))
+    for mode in ("album", "lists", "song"):
+        assert tracks(root, mode) == tracks(plain_root, mode)
+        assert all(path.startswith("mp3s-32k/") for *_, path in tracks(root, mode))
+    assert tracks(unlisted, "album") == tracks(root, "album")
+
+    outputs = []
+    for where in (plain_root, root, unlisted):
+        code, stdout, _ = run_cli(["scan", str(where), "--json"], capsys)
+        assert code == 0
+        outputs.append({k: v for k, v in json.loads(stdout).items() if k != "root"})
+    assert outputs[0] == outputs[1] and outputs[0]["n_songs"] == STEMS.n_songs
+    assert outputs[2]["counts"] == outputs[0]["counts"]
+
+
+def test_a_singers_vocal_stems_sing_in_its_range_on_every_album(stems_pair):
+    import librosa
+
+    _, _, root, manifest = stems_pair
+    ranges = {s.name: (s.voice.low_midi, s.voice.high_midi) for s in manifest.singers}
+    albums_seen: dict[str, set[str]] = {}
+    for song in manifest.songs:
+        vocals, _ = sf.read(str(stem_paths(root, song.path)[0]), dtype="float32")
+        f0 = librosa.yin(vocals, fmin=60, fmax=1100, sr=SR, frame_length=1024, hop_length=256)
+        rms = librosa.feature.rms(y=vocals, frame_length=1024, hop_length=256)[0]
+        loud = rms > 0.3 * rms.max()  # within 10 dB of the loudest frame: sung notes
+        midi = librosa.hz_to_midi(f0[loud])
+        assert midi.size > 20, song.song_id  # the stem is sung, not silence
+        low, high = ranges[song.singer]
+        assert low - 1.0 <= np.median(midi) <= high + 1.0, (song.song_id, np.median(midi), low, high)
+        albums_seen.setdefault(song.singer, set()).add(song.album)
+    assert all(len(a) == STEMS.albums for a in albums_seen.values())
+
+
+def test_stems_are_part_of_the_reuse_check(tmp_path):
+    out = tmp_path / "c"
+    spec = CorpusSpec(singers=2, albums=3, songs_per_album=1, seconds=2.0, seed=1, audio_format="flac")
+    with_stems = dataclasses.replace(spec, stems=True)
+    assert not generate_corpus(out, spec).spec.stems
+    assert not (out / "stems").exists()
+    made = generate_corpus(out, with_stems)  # stems asked of a corpus without them: made again
+    assert made.fresh and all(p.is_file() for s in made.songs for p in stem_paths(out, s.path))
+    assert not generate_corpus(out, with_stems).fresh
+    served = generate_corpus(out, spec)  # a corpus with stems serves a spec without them
+    assert not served.fresh and served.spec == with_stems
+    victim = stem_paths(out, made.songs[0].path)[1]
+    victim.unlink()  # a missing stem, then a damaged one: made again
+    assert generate_corpus(out, with_stems).fresh and victim.is_file()
+    victim.write_bytes(victim.read_bytes()[:-10])
+    assert generate_corpus(out, with_stems).fresh
+    assert read_manifest(out) == made
+
+
+def test_a_manifest_from_before_stems_still_reads_and_is_reused(tmp_path):
+    out = tmp_path / "old"
+    spec = CorpusSpec(singers=2, albums=3, songs_per_album=1, seconds=2.0, seed=1)
+    manifest = generate_corpus(out, spec)
+    data = json.loads((out / "corpus.json").read_text())
+    del data["spec"]["stems"]
+    for song in data["songs"]:
+        del song["stems_sha256"]
+    (out / "corpus.json").write_text(json.dumps(data))
+    assert read_manifest(out) == manifest
+    assert not generate_corpus(out, spec).fresh
+
+
+def test_cli_stems_option(tmp_path, capsys):
+    out = tmp_path / "cli"
+    code, stdout, _ = run_cli(["synth-corpus", str(out), "--singers", "2", "--albums", "3", "--songs-per-album", "1",
+                               "--seconds", "2", "--format", "flac", "--workers", "1", "--stems"], capsys)
+    assert code == 0 and stdout.endswith(f"; stems in {out / 'stems'}\n") and stdout.count("\n") == 1
+    assert len(list((out / "stems").rglob("*.vocals.flac"))) == 6
+    assert len(list((out / "stems").rglob("*.accompaniment.flac"))) == 6

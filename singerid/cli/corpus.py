@@ -29,9 +29,11 @@ DEFAULTS = CorpusSpec()  # option defaults come from the dataclass
 @click.option("--sample-rate", type=int, default=DEFAULTS.sample_rate, show_default=True, help="Hz.")
 @click.option("--voice-ratio-db", type=(float, float), default=DEFAULTS.voice_ratio_db, show_default=True,
               metavar="LOW HIGH", help="Range of each song's voice/accompaniment ratio while singing (dB).")
+@click.option("--stems/--no-stems", default=DEFAULTS.stems, show_default=True,
+              help="Also write each song's vocals and accompaniment (16-bit FLAC) under OUT/stems/.")
 @click.option("--workers", type=int, default=None, help="Processes rendering songs [default: all cores].")
 def synth_corpus(out: Path, singers: int, albums: int, songs_per_album: int, seconds: float, seed: int,
-                 audio_format: str, sample_rate: int, voice_ratio_db: tuple[float, float],
+                 audio_format: str, sample_rate: int, voice_ratio_db: tuple[float, float], stems: bool,
                  workers: int | None) -> None:
     """Write a synthetic-singer corpus to OUT in artist20's layout.
 
@@ -39,19 +41,23 @@ def synth_corpus(out: Path, singers: int, albums: int, songs_per_album: int, sec
     breathiness, vibrato); every album has its own accompaniment and production, drawn
     independently of the singer; every song is mixed at its own voice/accompaniment ratio.
     OUT gets mp3s-32k/<singer>/<Album>/<NN-Title>.mp3, lists/a20-*.list (album split
-    4/1/1 with SEED) and corpus.json (how each singer and song was made). OUT must be new,
-    empty or a previous synthetic corpus.
+    4/1/1 with SEED) and corpus.json (how each singer and song was made). With --stems, each
+    song's vocals and accompaniment as mastered for the mix go to
+    stems/mp3s-32k/<singer>/<Album>/<NN-Title>.{vocals,accompaniment}.flac (the dataset
+    readers never scan stems/). OUT must be new, empty or a previous synthetic corpus (kept
+    when it holds this corpus and its files check out, else replaced).
 
     \b
     Example:
       singerid synth-corpus demo-corpus --singers 8 --albums 6 --songs-per-album 3 --seconds 20
       singerid synth-corpus tiny --singers 3 --albums 3 --songs-per-album 1 --seconds 4 --format flac
+      singerid synth-corpus sep-corpus --singers 4 --albums 3 --seconds 10 --stems
     """
     from singerid.datasets.synth import generate_corpus
 
     spec = CorpusSpec(singers=singers, albums=albums, songs_per_album=songs_per_album, seconds=seconds,
                       seed=seed, audio_format=audio_format, sample_rate=sample_rate,
-                      voice_ratio_db=tuple(voice_ratio_db))
+                      voice_ratio_db=tuple(voice_ratio_db), stems=stems)
     n_workers = workers if workers is not None else max(1, min(os.cpu_count() or 1, spec.n_songs))
     started = time.perf_counter()
     manifest = generate_corpus(out, spec, workers=n_workers, progress=show_progress())
@@ -66,4 +72,5 @@ def synth_corpus(out: Path, singers: int, albums: int, songs_per_album: int, sec
                f"{spec.songs_per_album} songs, {hours:.2f} h, {manifest.n_bytes / 1e6:.1f} MB {audio_format}) "
                f"to {out} in {elapsed:.1f} s ({manifest.audio_seconds / max(elapsed, 1e-9):.0f}x real time); "
                f"albums train/val/test {splits['train']}/{splits['val']}/{splits['test']}; "
-               f"mean voice/accompaniment {manifest.mean_voice_ratio_db:+.1f} dB")
+               f"mean voice/accompaniment {manifest.mean_voice_ratio_db:+.1f} dB"
+               + (f"; stems in {out / 'stems'}" if spec.stems else ""))

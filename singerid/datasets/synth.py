@@ -5,12 +5,16 @@
     OUT/mp3s-32k/<singer>/<Album_Name>/<NN-Title>.mp3   (or .flac)
     OUT/lists/a20-{all,trn,val,tst}-tracks.list, a20-{trn,val,tst}-albums.list
     OUT/corpus.json                                      (how every singer and song was made)
+    OUT/stems/mp3s-32k/<singer>/<Album_Name>/<NN-Title>.{vocals,accompaniment}.flac
+                                                         (only with ``CorpusSpec(stems=True)``)
 
 Each singer is a fixed source-filter voice (``synth_voice``); each album has its own
 accompaniment and production drawn independently of the singer (``synth_music``); each song
 mixes a new melody (``synth_score``) at its own voice-to-accompaniment ratio. Random streams
 are derived from (seed, singer, album, song), so songs render in parallel and the same seed
-gives byte-identical files whatever the number of workers.
+gives byte-identical files whatever the number of workers. ``stem_paths(root, song.path)``
+finds a song's stems (``synth_stems`` says what they hold); asking for stems leaves the songs'
+bytes as they are.
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ from singerid.datasets.split import assign_split
 from singerid.datasets.synth_music import AlbumStyle, Instrument, draw_album_style
 from singerid.datasets.synth_song import SongJob, SongRecord, make_song
 from singerid.datasets.synth_spec import CorpusSpec, plain
+from singerid.datasets.synth_stems import STEMS_DIR, stem_paths
 from singerid.datasets.synth_voice import REGISTERS, VoiceParams, draw_voice
 from singerid.errors import ArtefactError, ParameterError
 
 __all__ = ["AlbumRecord", "CorpusManifest", "CorpusSpec", "SingerRecord", "SongRecord", "generate_corpus",
-           "plan_corpus", "read_manifest"]
+           "plan_corpus", "read_manifest", "stem_paths"]
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +109,12 @@ class CorpusManifest:
     def from_dict(cls, root: Path, data: dict[str, Any]) -> CorpusManifest:
         """Rebuild a manifest from ``corpus.json``. Raises ArtefactError if it does not fit."""
         try:
-            spec = CorpusSpec(**{**data["spec"], "voice_ratio_db": tuple(data["spec"]["voice_ratio_db"])})
+            spec = CorpusSpec.from_dict(data["spec"])
             singers = tuple(SingerRecord(s["name"], _voice(s["voice"])) for s in data["singers"])
             albums = tuple(AlbumRecord(a["singer"], a["album"], a["split"], _style(a["style"]))
                            for a in data["albums"])
-            songs = tuple(SongRecord(**{**s, "progression": tuple(s["progression"])}) for s in data["songs"])
+            songs = tuple(SongRecord(**{**s, "progression": tuple(s["progression"]),
+                                        "stems_sha256": tuple(s.get("stems_sha256", ()))}) for s in data["songs"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtefactError(f"{root / MANIFEST_NAME}: not a complete corpus manifest ({exc})") from exc
         return cls(root=root, spec=spec, singers=singers, albums=albums, songs=songs, fresh=False)
@@ -146,16 +152,18 @@ def plan_corpus(out: Path, spec: CorpusSpec) -> tuple[tuple[SingerRecord, ...], 
                                     singer=name, album=album, split=split[album], voice=voice, style=style,
                                     seconds=float(spec.seconds), sample_rate=spec.sample_rate,
                                     audio_format=spec.audio_format, voice_ratio_db=spec.voice_ratio_db,
-                                    seed_path=(spec.seed, si, ai, ti)))
+                                    seed_path=(spec.seed, si, ai, ti), stems=spec.stems))
     return tuple(singers), tuple(albums), tuple(jobs)
 
 
 def generate_corpus(out: str | Path, spec: CorpusSpec, *, workers: int = 1, progress: bool = False) -> CorpusManifest:
     """Write the corpus of ``spec`` under ``out`` and return its manifest.
 
-    ``out`` must be new, empty or a previous synthetic corpus (which is replaced, or kept as
-    it is when it already holds exactly this spec). Raises ParameterError for a bad ``out``
-    or ``workers``.
+    ``out`` must be new, empty or a previous synthetic corpus. A previous corpus is kept as it
+    is when it holds this spec and every file checks out against its SHA-256 (stems included);
+    one that also has stems serves a spec without them. Otherwise (other spec, damaged or
+    missing file, stems asked of a corpus without them) it is generated again. Raises
+    ParameterError for a bad ``out`` or ``workers``.
     """
     out = Path(out)
     if not isinstance(workers, int) or workers < 1:
@@ -212,20 +220,38 @@ def _prepare_out(out: Path, spec: CorpusSpec) -> CorpusManifest | None:
     if data is None or data.get("generator") != GENERATOR:
         raise ParameterError(f"{out}: directory is not empty and is not a synthetic corpus "
                              f"(no {MANIFEST_NAME}); choose a new or empty directory")
-    if (data.get("status") == "complete" and data.get("generator_version") == GENERATOR_VERSION
-            and data.get("spec") == spec.to_dict()):
+    if data.get("status") == "complete" and data.get("generator_version") == GENERATOR_VERSION:
         try:
             manifest = CorpusManifest.from_dict(out, data)
         except ArtefactError as exc:
             log.warning("%s; generating the corpus again", exc)
         else:
-            if all((out / s.path).is_file() and _sha256(out / s.path) == s.sha256 for s in manifest.songs):
+            if _serves(manifest.spec, spec) and _files_check_out(manifest):
                 return manifest
     log.info("replacing the previous synthetic corpus in %s", out)
-    for name in (AUDIO_DIR, LISTS_DIR):
+    for name in (AUDIO_DIR, LISTS_DIR, STEMS_DIR):
         shutil.rmtree(out / name, ignore_errors=True)
     (out / MANIFEST_NAME).unlink()
     return None
+
+
+def _serves(recorded: CorpusSpec, asked: CorpusSpec) -> bool:
+    """Whether a corpus made with ``recorded`` is one made with ``asked`` (stems may be extra)."""
+    return recorded == asked or (recorded.stems and dataclasses.replace(recorded, stems=False) == asked)
+
+
+def _files_check_out(manifest: CorpusManifest) -> bool:
+    """Every song file (and stem, if the corpus has them) is there with its recorded SHA-256."""
+    root = manifest.root
+    for song in manifest.songs:
+        files = [(root / song.path, song.sha256)]
+        if manifest.spec.stems:
+            if len(song.stems_sha256) != 2:
+                return False
+            files += list(zip(stem_paths(root, song.path), song.stems_sha256))
+        if not all(path.is_file() and _sha256(path) == sha for path, sha in files):
+            return False
+    return True
 
 
 def _write_lists(out: Path, manifest: CorpusManifest) -> None:

@@ -2,11 +2,13 @@
 
 ``make_song`` is the unit of parallel work: it takes a picklable ``SongJob`` (everything the
 song needs, including the (seed, singer, album, song) path of its random stream), writes the
-audio file and returns the ``SongRecord`` that goes into the manifest.
+audio file (and, if asked, its two stems: see ``synth_stems``) and returns the ``SongRecord``
+that goes into the manifest.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import soundfile as sf
 
 from singerid.datasets.synth_music import AlbumStyle, master, render_accompaniment
 from singerid.datasets.synth_score import compose_song
+from singerid.datasets.synth_stems import master_stems, stem_paths, write_stem
 from singerid.datasets.synth_voice import VoiceParams, render_voice
 
 PEAK = 10.0 ** (-1.0 / 20.0)  # -1 dBFS before the song's own gain
@@ -43,6 +46,7 @@ class SongJob:
     audio_format: str  # "mp3" or "flac"
     voice_ratio_db: tuple[float, float]  # range the song's ratio is drawn from
     seed_path: tuple[int, int, int, int]  # (seed, singer index, album index, song index)
+    stems: bool = False  # also write the vocals and accompaniment stems (synth_stems.stem_paths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +68,29 @@ class SongRecord:
     gain_db: float  # song level below -1 dBFS peak
     n_bytes: int
     sha256: str
+    stems_sha256: tuple[str, ...] = ()  # (vocals, accompaniment) FLAC SHA-256 when the corpus has stems
 
 
-def render_song(job: SongJob) -> tuple[np.ndarray, dict]:
-    """The mixed, mastered song: float32 (n,) at ``job.sample_rate`` with peak <= 1, and a dict
-    of what was drawn (tempo, key, progression, ratio, gain, ...)."""
+@dataclass(frozen=True, slots=True)
+class RenderedSong:
+    """A song in memory: the mix, and its stems when the job asks for them.
+
+    mix: float32 (n,), peak <= 1 (-1 dBFS and the song's gain below it).
+    vocals, accompaniment: float32 (n,) at the mix's scale, or None (see ``synth_stems``).
+    drawn: what was drawn (tempo, key, progression, ratio, gain, ...), the SongRecord fields.
+    """
+
+    mix: np.ndarray
+    vocals: np.ndarray | None
+    accompaniment: np.ndarray | None
+    drawn: dict
+
+
+def render_song(job: SongJob) -> RenderedSong:
+    """The mixed, mastered song at ``job.sample_rate`` (and its stems if ``job.stems``).
+
+    Asking for stems does not change the mix: the stems replay copies of the random stream.
+    """
     seed, si, ai, ti = job.seed_path
     rng = np.random.default_rng([seed, _SONG_STREAM, si, ai, ti])
     style, fs = job.style, job.sample_rate
@@ -89,19 +111,27 @@ def render_song(job: SongJob) -> tuple[np.ndarray, dict]:
         voice_rms = np.sqrt(np.mean(voice[sung] ** 2))
         acc_rms = max(np.sqrt(np.mean(accompaniment[sung] ** 2)), 1e-12)
         accompaniment *= voice_rms / acc_rms / 10.0 ** (ratio_db / 20.0)
+    rng_before_master = copy.deepcopy(rng) if job.stems else None
     mix = master(voice + accompaniment, style, sample_rate=fs, rng=rng)
     gain_db = float(rng.uniform(*SONG_GAIN_DB))
-    mix *= PEAK * 10.0 ** (gain_db / 20.0) / max(np.max(np.abs(mix)), 1e-12)
+    gain = PEAK * 10.0 ** (gain_db / 20.0) / max(np.max(np.abs(mix)), 1e-12)
+    mix *= gain
+    vocals = backing = None
+    if rng_before_master is not None:
+        vocals, backing = master_stems(voice, accompaniment, style, sample_rate=fs,
+                                       rng_before_master=rng_before_master, gain=gain)
     drawn = {"tempo_bpm": round(tempo, 3), "key": f"{_NOTE_NAMES[key_root]} {style.mode}",
              "progression": tuple(progression), "n_notes": len(score.melody),
              "sung_fraction": round(float(sung.mean()), 4), "voice_ratio_db": round(ratio_db, 3),
              "gain_db": round(gain_db, 3)}
-    return mix.astype(np.float32), drawn
+    return RenderedSong(mix.astype(np.float32), vocals, backing, drawn)
 
 
 def make_song(job: SongJob) -> SongRecord:
-    """Render ``job``, write its audio file (atomically) and return its record."""
-    audio, drawn = render_song(job)
+    """Render ``job``, write its audio file (atomically), then its stems if asked, and return
+    its record."""
+    song = render_song(job)
+    audio = song.mix
     path = Path(job.root) / job.relpath
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
@@ -112,6 +142,10 @@ def make_song(job: SongJob) -> SongRecord:
         sf.write(str(tmp), audio, job.sample_rate, format="FLAC", subtype="PCM_16")
     os.replace(tmp, path)
     data = path.read_bytes()
+    stems_sha256: tuple[str, ...] = ()
+    if song.vocals is not None and song.accompaniment is not None:
+        stems_sha256 = tuple(write_stem(p, stem, job.sample_rate) for p, stem in
+                             zip(stem_paths(job.root, job.relpath), (song.vocals, song.accompaniment)))
     return SongRecord(song_id=job.song_id, path=job.relpath, singer=job.singer, album=job.album,
                       split=job.split, seconds=job.seconds, n_bytes=len(data),
-                      sha256=hashlib.sha256(data).hexdigest(), **drawn)
+                      sha256=hashlib.sha256(data).hexdigest(), stems_sha256=stems_sha256, **song.drawn)

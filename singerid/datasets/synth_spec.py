@@ -28,6 +28,7 @@ class CorpusSpec:
     audio_format: str = "mp3"  # "mp3" (32 kbit/s CBR like artist20) or "flac" (16-bit)
     sample_rate: int = C.SAMPLE_RATE_HZ  # Hz; artist20 is 16 kHz mono
     voice_ratio_db: tuple[float, float] = (-2.0, 7.0)  # per-song voice/accompaniment dB while singing; calibrated
+    stems: bool = False  # also write each song's vocals and accompaniment as FLAC under stems/; ours
 
     def __post_init__(self) -> None:
         _check_int("singers", self.singers, 2, 999, "one singer cannot be identified")
@@ -48,6 +49,8 @@ class CorpusSpec:
                 and -30.0 <= ratio[0] <= ratio[1] <= 30.0):
             raise ParameterError(f"voice_ratio_db must be (low, high) with -30 <= low <= high <= 30, "
                                  f"got {self.voice_ratio_db!r}")
+        if not isinstance(self.stems, bool):
+            raise ParameterError(f"stems must be True or False, got {self.stems!r}")
 
     @property
     def n_songs(self) -> int:
@@ -55,6 +58,19 @@ class CorpusSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CorpusSpec:
+        """The spec recorded in ``corpus.json`` (``to_dict``'s form). Fields it lacks take their
+        defaults, so a manifest written before a field existed still reads (e.g. ``stems``).
+
+        Raises ParameterError for a bad value and TypeError for an unknown field, as the
+        constructor does.
+        """
+        fields = dict(data)
+        if "voice_ratio_db" in fields and isinstance(fields["voice_ratio_db"], list):
+            fields["voice_ratio_db"] = tuple(fields["voice_ratio_db"])
+        return cls(**fields)
 
 
 def plain(value: Any) -> Any:
