@@ -368,7 +368,7 @@ def test_vocals_plus_accompaniment_is_the_mix(stems_pair):
     for song in manifest.songs:
         mix, _ = sf.read(str(root / song.path))
         vocals, accompaniment = (sf.read(str(p))[0] for p in stem_paths(root, song.path))
-        assert snr_db(mix, vocals + accompaniment) > 20.0, song.song_id  # measured 31-48 dB (wet level)
+        assert snr_db(mix, vocals + accompaniment) > 20.0, song.song_id  # measured 31-59 dB (wet level)
         for stem in (vocals, accompaniment):  # both parts carry real signal, neither is the mix
             assert np.sqrt(np.mean(stem ** 2)) > 0.2 * np.sqrt(np.mean(mix ** 2))
             assert snr_db(mix, stem) < 10.0
