@@ -15,8 +15,8 @@ that the wet RMS equals the dry RMS *of its input*. Each stem goes through the s
 (the same impulse response: the song's random stream is replayed) and the same mastering EQ,
 with the wet level set from the stem itself, then the mix's final gain. So each stem is its
 source as it sounds in the album's production, but ``vocals + accompaniment`` differs from
-the mix by the difference in wet level only: measured 31-59 dB below the mix on small corpora (tests ask for
-> 20 dB). The mix itself is unchanged by asking for stems (same bytes).
+the mix by the difference in wet level only: measured 31-59 dB below the mix on small
+corpora (tests ask for > 20 dB). The mix itself is unchanged by asking for stems (same bytes).
 """
 
 from __future__ import annotations
