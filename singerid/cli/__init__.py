@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "synth-corpus": "singerid.cli.corpus:synth_corpus",
     "scan": "singerid.cli.datasets:scan",
     "check-audio": "singerid.cli.audio:check_audio",
+    "separate": "singerid.cli.separate:separate",
     "train": "singerid.cli.train:train",
     "embed-corpus": "singerid.cli.vectordb:embed_corpus",
     "build-index": "singerid.cli.vectordb:build_index",

