@@ -18,6 +18,9 @@ from singerid.errors import ParameterError
 T = TypeVar("T")
 
 ModelKind = Literal["crnn", "attcrnn"]
+HEADS = ("softmax", "aam")  # stage-1 classifier: linear softmax (paper) or additive angular margin (ours)
+BACKENDS = ("none", "lda-wccn", "auto")  # projection fitted on the reference set at build-index (ours);
+# "auto" = the back end recorded with the model by its training recipe
 IndexType = Literal["flat", "flat-fp16", "ivf-pq", "hnsw", "auto"]
 
 
@@ -106,10 +109,13 @@ class ModelConfig(_Serialisable):
     gru_units: int = C.GRU_UNITS  # CRNN baseline; also the embedding size d
     gru_layers: int = C.GRU_LAYERS  # CRNN baseline
     gru_dropout: float = C.GRU_DROPOUT  # CRNN baseline
+    head: str = "softmax"  # "softmax" = the paper; "aam" = additive angular margin softmax (ours, ECAPA-style)
 
     def __post_init__(self) -> None:
         if self.kind not in ("crnn", "attcrnn"):
             raise ParameterError(f"model kind must be 'crnn' or 'attcrnn', got {self.kind!r}")
+        if self.head not in HEADS:
+            raise ParameterError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if len(self.conv_filters) != len(self.pool_sizes):
             raise ParameterError("conv_filters and pool_sizes must have the same length")
 
@@ -129,10 +135,15 @@ class TrainConfig(_Serialisable):
     patience: int = C.PATIENCE_EPOCHS  # CRNN baseline: early stopping patience 10
     seed: int = 0  # CRNN baseline seeds are 0, 21, 42
     workers: int = 0  # data-loader processes; 0 = load in the main process
+    remix: bool = False  # ours: shuffle-and-remix separated vocals over other albums' accompaniment (Hsieh 2020)
+    gain_tilt: bool = False  # ours: random gain and spectral tilt (EQ) per block
+    album_adversary: float = 0.0  # ours: weight of an album classifier behind gradient reversal; 0 = off
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ParameterError("epochs, batch_size and patience must be >= 1")
+        if not self.album_adversary >= 0:
+            raise ParameterError(f"album_adversary must be >= 0, got {self.album_adversary!r}")
         if not self.lr > 0:
             raise ParameterError(f"lr must be > 0, got {self.lr!r}")
 
@@ -149,3 +160,8 @@ class IndexConfig(_Serialisable):
     memory_budget_bytes: int = 8 * 1024**3  # used by "auto" to choose a type (ours)
     k: int = C.K_NEIGHBOURS  # neighbours per query block (paper §3.3)
     gpu: bool = False
+    backend: str = "none"  # "none" = the paper (cosine of the raw embeddings); "lda-wccn" = ours; "auto"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ParameterError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")

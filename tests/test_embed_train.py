@@ -170,7 +170,7 @@ def test_unusable_splits_are_dataset_errors(corpus, cache_dir: Path, tmp_path: P
 
 def _cli_args(root: Path, home: Path, cache: Path, *extra: str) -> list[str]:
     return ["train", str(root), "--dataset", "folder", "--home", str(home), "--cache-dir", str(cache),
-            "--batch-size", "8", "--lr", "3e-3", "--threads", "1", *extra]
+            "--batch-size", "8", "--lr", "3e-3", "--threads", "1", "--recipe", "paper", *extra]
 
 
 def test_interrupted_training_resumes_where_it_stopped(tiny_corpus: Path, cache_dir: Path, tmp_path: Path) -> None:

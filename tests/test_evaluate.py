@@ -16,12 +16,15 @@ from singerid.datasets.synth import generate_corpus
 from singerid.datasets.synth_spec import CorpusSpec
 from singerid.decision import knn_block_votes, song_vote
 from singerid.embedder.train import data_fingerprint
-from singerid.evaluation import K_VALUES, METHODS, validate_report
+from singerid.config import ModelConfig
+from singerid.embedder.recipes import ABLATION_RECIPES, RECIPES
+from singerid.evaluation import K_VALUES, validate_report
+from singerid.evaluation.results import ABLATION_METHODS, DEFAULT_METHODS
 from singerid.pipeline.evaluate import EvaluateConfig, _rule_for_seeds
 from singerid.pipeline.evaluate_methods import EvalBlocks, knn_run, softmax_run
 from singerid.pipeline.evaluate_models import mismatch
 
-TINY = CorpusSpec(singers=3, albums=3, songs_per_album=1, seconds=4.0, seed=5, audio_format="flac")
+TINY = CorpusSpec(singers=3, albums=3, songs_per_album=1, seconds=4.0, seed=5, audio_format="flac", stems=True)
 FAST = ["--seeds", "0", "--epochs", "1", "--batch-size", "16", "--workers", "1", "--threads", "2"]
 PAPER_COLUMNS = [f"{metric} {ds}" for metric in ("Accuracy", "Precision", "Recall", "F1")
                  for ds in ("A20", "S32", "S60")]
@@ -70,7 +73,7 @@ def test_writes_three_reports_with_every_method(evaluated):
     ds = doc["datasets"]["synthetic"]
     assert ds["error"] is None and ds["split"]["seeds"] == [0]
     assert ds["split"]["rule"].startswith("album split 4/1/1 per singer")
-    assert set(ds["methods"]) == set(METHODS)
+    assert set(ds["methods"]) == set(DEFAULT_METHODS)
     for method, entry in ds["methods"].items():
         assert entry["song"]["n_items"] == {"0": 3}  # one test album of one song per singer
         for metric in ("accuracy", "precision", "recall", "f1"):
@@ -86,13 +89,14 @@ def test_writes_three_reports_with_every_method(evaluated):
     assert {split: counts[split]["songs"] for split in counts} == {"train": 3, "val": 3, "test": 3}
     assert counts["test"]["blocks"] == 9  # 4 s = 125 frames = 3 whole blocks of 32
     stages = {t["stage"] for t in ds["timings"]["stages"]}
-    assert {"train crnn", "train attcrnn", "test features", "classify", "embed train attcrnn", "index attcrnn",
-            "search attcrnn", "embed train crnn", "baseline mfcc-logreg"} <= stages
-    assert doc["config"]["methods"] == list(METHODS) and doc["config"]["k"] == 11
+    assert {"train crnn", "train attcrnn", "train voice", "test features", "classify", "embed train attcrnn",
+            "index attcrnn (none)", "search attcrnn", "embed train crnn", "index voice (lda-wccn)", "ge2e-knn",
+            "classify clean voice stems", "baseline mfcc-logreg"} <= stages
+    assert doc["config"]["methods"] == list(DEFAULT_METHODS) and doc["config"]["k"] == 11
     assert "synthetic: album split" in stdout and "Attention-CRNN-KNN" in stdout
     assert f"{out / 'report.html'}" in stdout
-    assert stdout.rstrip().splitlines()[-1].startswith("evaluated 1 dataset(s) x 1 seed(s), 5 method(s): "
-                                                      "2 model(s) trained, 0 reused, in ")
+    assert stdout.rstrip().splitlines()[-1].startswith("evaluated 1 dataset(s) x 1 seed(s), 9 method(s): "
+                                                      "3 model(s) trained, 0 reused, in ")
 
 
 def test_markdown_has_the_table1_layout(evaluated):
@@ -113,12 +117,12 @@ def test_rerun_with_the_same_out_does_not_retrain(evaluated, corpus, capsys):
     n_vectors = json.loads(manifest.read_text())["index"]["n_vectors"]
     code, stdout, _ = run_cli(capsys, "evaluate", "--dataset", f"synthetic={corpus}", *FAST, "--out", out)
     assert code == 0
-    assert "0 model(s) trained, 2 reused" in stdout
+    assert "0 model(s) trained, 3 reused" in stdout
     assert _model_files(out) == before  # not even rewritten
     assert json.loads(manifest.read_text())["index"]["n_vectors"] == n_vectors  # no block stored twice
     stages = json.loads((out / "report.json").read_text())["datasets"]["synthetic"]["timings"]["stages"]
     train_seconds = [t["seconds"] for t in stages if t["stage"].startswith("train ")]
-    assert len(train_seconds) == 2 and max(train_seconds) < 5.0
+    assert len(train_seconds) == 3 and max(train_seconds) < 5.0
 
 
 def test_json_prints_the_report_and_home_models_are_reused(evaluated, corpus, tmp_path, capsys):
@@ -166,10 +170,14 @@ def test_a_model_is_reused_only_when_everything_matches(evaluated, corpus):
     tracks = load_dataset(corpus, seed=0, split="album").tracks
     feature_cfg = FeatureConfig()
     fingerprint = data_fingerprint(tracks, feature_cfg=feature_cfg, cache_dir=evaluated[0] / "cache/features")
-    same = dict(kind="crnn", feature_cfg=feature_cfg, fingerprint=fingerprint, precision="fp32",
-                train_cfg=TrainConfig(epochs=1, batch_size=16, seed=0, workers=3))  # workers do not matter
+    same = dict(model_cfg=ModelConfig(kind="crnn"), feature_cfg=feature_cfg, fingerprint=fingerprint,
+                precision="fp32", train_cfg=TrainConfig(epochs=1, batch_size=16, seed=0, workers=3))  # workers: no
     assert mismatch(model_dir, **same) is None
-    assert "attcrnn" in mismatch(model_dir, **{**same, "kind": "attcrnn"})
+    assert "attcrnn" in mismatch(model_dir, **{**same, "model_cfg": ModelConfig(kind="attcrnn")})
+    assert "aam" in mismatch(model_dir, **{**same, "model_cfg": ModelConfig(kind="crnn", head="aam")})
+    assert "front end" in mismatch(model_dir, **{**same, "front_end": "vocals@x"})
+    assert "training settings" in mismatch(model_dir, **{**same, "train_cfg": TrainConfig(epochs=1, batch_size=16,
+                                                                                          remix=True)})
     assert "training settings" in mismatch(model_dir, **{**same, "train_cfg": TrainConfig(epochs=2, batch_size=16)})
     assert "bf16 requested" in mismatch(model_dir, **{**same, "precision": "bf16"})
     assert "other data" in mismatch(model_dir, **{**same, "fingerprint": "0" * 16})
@@ -203,7 +211,7 @@ def test_unreadable_dataset_fails_before_training(corpus, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--methods", "crnn,knn"], "unknown method 'knn'; choose from crnn,attcrnn,attcrnn-knn,crnn-knn,mfcc-logreg"),
+    (["--methods", "crnn,knn"], "unknown method 'knn'; choose from crnn,attcrnn,attcrnn-knn,crnn-knn,voice,"),
     (["--methods", "crnn,crnn"], "'crnn,crnn' names a method twice"),
     (["--seeds", "0,x"], "'0,x' is not a comma list of integers"),
     (["--dataset", "artist20"], "'artist20': expected KEY=PATH"),
@@ -267,9 +275,13 @@ def test_knn_run_reports_every_k_from_one_search_with_the_decision_rule():
 
 
 def test_config_needs_only_the_models_its_methods_use():
-    assert EvaluateConfig(methods=("mfcc-logreg",)).model_kinds == ()
-    assert EvaluateConfig(methods=("attcrnn-knn", "mfcc-logreg")).model_kinds == ("attcrnn",)
-    assert EvaluateConfig().model_kinds == ("crnn", "attcrnn") and EvaluateConfig().search_k == 51
+    assert EvaluateConfig(methods=("mfcc-logreg", "ge2e-knn")).model_names == ()
+    assert EvaluateConfig(methods=("attcrnn-knn", "mfcc-logreg")).model_names == ("attcrnn",)
+    assert EvaluateConfig().model_names == ("crnn", "attcrnn", "voice") and EvaluateConfig().search_k == 51
+    # the back-end ablation reuses the voice model; every other ablation trains its own
+    assert EvaluateConfig(methods=("voice-knn", "voice-no-backend-knn")).model_names == ("voice",)
+    assert EvaluateConfig(methods=ABLATION_METHODS).model_names == ("voice", *(
+        r for r in ABLATION_RECIPES if r != "voice-no-backend"))
     assert EvaluateConfig(k=70).search_k == 70
     assert _rule_for_seeds("album split 4/1/1 per singer (paper), seed 0") == \
         "album split 4/1/1 per singer (paper), one split per seed"
@@ -285,3 +297,17 @@ def test_reproduce_script_needs_one_of_the_paper_datasets(tmp_path):
     assert done.stderr == (f"error: none of {tmp_path}/artist20, {tmp_path}/singer32, {tmp_path}/singer60 "
                            "exists\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_ablation_methods_are_recipes_that_flip_one_lever():
+    from singerid.cli.evaluate import ABLATION_NAMES, METHOD_NAMES
+
+    assert METHOD_NAMES == DEFAULT_METHODS and ABLATION_NAMES == ABLATION_METHODS
+    assert tuple(f"{r}-knn" for r in ABLATION_RECIPES) == ABLATION_METHODS
+    full = RECIPES["voice"].levers()
+    for name in ABLATION_RECIPES:
+        flipped = {k for k, v in RECIPES[name].levers().items() if v != full[k]}
+        assert len(flipped) == 1, (name, flipped)
+    paper = {"input": "mix", "remix": False, "gain_tilt": False, "album_adversary": 0.0, "head": "softmax",
+             "backend": "none"}
+    assert RECIPES["crnn"].levers() == RECIPES["attcrnn"].levers() == paper  # the paper's rows stay faithful

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,30 +14,36 @@ from singerid.audio.load import AudioInfo, check_path, iter_audio, load_audio, p
 from singerid.config import FeatureConfig
 from singerid.errors import AudioError
 
+ChunkTransform = Callable[[np.ndarray], np.ndarray]  # mono float32 (n,) -> float32 (n,), e.g. voice separation
+
 __all__ = [
-    "AudioInfo", "BlockBatch", "LogMel", "block_starts", "check_path", "compute_logmel", "iter_audio",
+    "AudioInfo", "ChunkTransform", "BlockBatch", "LogMel", "block_starts", "check_path", "compute_logmel", "iter_audio",
     "iter_song_blocks", "load_audio", "n_blocks", "probe_audio", "segment_blocks", "song_blocks",
     "stream_blocks",
 ]
 
 
 def compute_logmel(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | None = None,
-                   chunk_seconds: float = C.STREAM_CHUNK_SECONDS) -> np.ndarray:
+                   chunk_seconds: float = C.STREAM_CHUNK_SECONDS, transform: ChunkTransform | None = None
+                   ) -> np.ndarray:
     """Log-mel of a whole file: float32 (n_mels, frames). Raises AudioError (also if < 1 block).
 
+    ``transform`` is applied to each decoded chunk first (the voice separator of a "vocals"
+    front end), exactly as ``iter_song_blocks`` applies it, so both give the same features.
     Holds the decoded signal in memory; use ``iter_song_blocks`` for unbounded files.
     """
     front = logmel or LogMel(cfg)
-    signal = np.concatenate(list(iter_audio(path, sample_rate=cfg.sample_rate, chunk_seconds=chunk_seconds)))
+    signal = np.concatenate(list(_decoded(path, cfg, chunk_seconds, transform)))
     _check_long_enough(path, signal.size, cfg)
     return front(signal)
 
 
 def iter_song_blocks(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | None = None,
-                     chunk_seconds: float = C.STREAM_CHUNK_SECONDS) -> Iterator[BlockBatch]:
+                     chunk_seconds: float = C.STREAM_CHUNK_SECONDS,
+                     transform: ChunkTransform | None = None) -> Iterator[BlockBatch]:
     """Stream the blocks of one file in bounded memory (about ``chunk_seconds`` of audio).
 
-    Raises AudioError for bad audio, for a file shorter than one block, and when every block
+    ``transform`` maps each decoded chunk before the log-mel (see ``compute_logmel``). Raises AudioError for bad audio, for a file shorter than one block, and when every block
     was dropped as silent.
     """
     front = logmel or LogMel(cfg)
@@ -46,7 +52,7 @@ def iter_song_blocks(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | N
 
     def counted() -> Iterator[np.ndarray]:
         nonlocal samples_seen
-        for chunk in iter_audio(path, sample_rate=cfg.sample_rate, chunk_seconds=chunk_seconds):
+        for chunk in _decoded(path, cfg, chunk_seconds, transform):
             samples_seen += chunk.size
             yield chunk
 
@@ -58,11 +64,18 @@ def iter_song_blocks(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | N
         raise AudioError(f"{Path(path)}: every block is below the silence threshold ({cfg.silence_db} dB)")
 
 
-def song_blocks(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | None = None) -> BlockBatch:
+def song_blocks(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | None = None,
+                transform: ChunkTransform | None = None) -> BlockBatch:
     """All blocks of one file as a single ``BlockBatch`` (see ``iter_song_blocks``)."""
-    batches = list(iter_song_blocks(path, cfg, logmel=logmel))
+    batches = list(iter_song_blocks(path, cfg, logmel=logmel, transform=transform))
     return BlockBatch(np.concatenate([b.blocks for b in batches]),
                       np.concatenate([b.offsets_seconds for b in batches]))
+
+
+def _decoded(path: str | Path, cfg: FeatureConfig, chunk_seconds: float,
+             transform: ChunkTransform | None) -> Iterator[np.ndarray]:
+    for chunk in iter_audio(path, sample_rate=cfg.sample_rate, chunk_seconds=chunk_seconds):
+        yield chunk if transform is None else transform(chunk)
 
 
 def _check_long_enough(path: str | Path, n_samples: int, cfg: FeatureConfig) -> None:

@@ -12,16 +12,20 @@ from singerid.config import IndexConfig, TrainConfig
 
 TRAIN = TrainConfig()  # option defaults come from the dataclasses
 INDEX = IndexConfig()
-METHOD_NAMES = ("crnn", "attcrnn", "attcrnn-knn", "crnn-knn", "mfcc-logreg")  # = singerid.evaluation.METHODS
+METHOD_NAMES = ("crnn", "attcrnn", "attcrnn-knn", "crnn-knn", "voice", "voice-knn", "ge2e-knn", "mfcc-logreg",
+                "voice-knn-clean")  # = singerid.evaluation.results.DEFAULT_METHODS
+ABLATION_NAMES = ("voice-no-separation-knn", "voice-no-remix-knn", "voice-no-gain-tilt-knn", "voice-softmax-head-knn",
+                  "voice-no-backend-knn", "voice-with-adversary-knn")  # = singerid.evaluation.results.ABLATION_METHODS
 DEFAULT_SEEDS = "0,21,42"  # CRNN baseline's seeds (singerid.constants.BASELINE_SEEDS)
 INDEX_CHOICES = ("flat", "auto", "flat-fp16", "ivf-pq", "hnsw")
 
 
 def _methods(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
     names = tuple(v.strip() for v in value.split(","))
-    bad = [n for n in names if n not in METHOD_NAMES]
+    bad = [n for n in names if n not in (*METHOD_NAMES, *ABLATION_NAMES)]
     if bad or not names:
-        raise click.BadParameter(f"unknown method {bad[0] if bad else value!r}; choose from {','.join(METHOD_NAMES)}")
+        raise click.BadParameter(f"unknown method {bad[0] if bad else value!r}; choose from "
+                                 f"{','.join((*METHOD_NAMES, *ABLATION_NAMES))}")
     if len(set(names)) != len(names):
         raise click.BadParameter(f"{value!r} names a method twice")
     return names
@@ -58,7 +62,9 @@ def _datasets(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
                    "A20 / S32 / S60 columns and picks that reader; any other KEY (e.g. synthetic) is reported "
                    "on its own and its layout detected.")
 @click.option("--methods", default=",".join(METHOD_NAMES), show_default=True, callback=_methods,
-              help="Comma list of report rows.")
+              help="Comma list of report rows (voice-knn-clean runs only where the corpus has voice stems).")
+@click.option("--ablation", is_flag=True,
+              help="Also train and report each lever of voice-knn flipped, one at a time (6 more models per seed).")
 @click.option("--split", "split_mode", type=click.Choice(["album", "lists", "song"]), default="album",
               show_default=True, help="How songs are split (album = the paper's protocol; see `singerid scan`).")
 @click.option("--seeds", default=DEFAULT_SEEDS, show_default=True, callback=_seeds,
@@ -87,16 +93,20 @@ def _datasets(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory of the reports, trained models, indexes and caches (reused when rerun).")
 @json_option
-def evaluate(datasets, methods: tuple[str, ...], split_mode: str, seeds: tuple[int, ...], k: int, index_type: str,
+def evaluate(datasets, methods: tuple[str, ...], ablation: bool, split_mode: str, seeds: tuple[int, ...], k: int, index_type: str,
              gpu: bool, epochs: int, batch_size: int, lr: float, patience: int, precision: str,
              reuse_home: Path | None, workers: int | None, threads: int | None, out_dir: Path, as_json: bool) -> None:
     """Reproduce the paper's Table 1: train, index and classify each dataset, write reports.
 
-    For each dataset and seed: train CRNN and Attention-CRNN on the train split (or reuse
-    matching models from an earlier run in OUT or from --home), classify the test songs
-    with the softmax heads (crnn, attcrnn), with the K nearest reference blocks of the
-    train split in a FAISS index (attcrnn-knn = KNN-Net, crnn-knn), and with MFCC
-    statistics + logistic regression (mfcc-logreg); blocks vote for their song. Writes
+    For each dataset and seed: train CRNN and Attention-CRNN on the train split as the paper
+    does (mix input, softmax) and our voice embedder (separated vocals, shuffle-and-remix,
+    gain/tilt, AAM head, LDA/WCCN back end), or reuse matching models from an earlier run in
+    OUT or from --home; classify the test songs with the softmax heads (crnn, attcrnn,
+    voice), with the K nearest reference blocks of the train split in a FAISS index
+    (attcrnn-knn = KNN-Net, crnn-knn, voice-knn), with Resemblyzer's pretrained GE2E speaker
+    encoder and the same KNN vote (ge2e-knn), and with MFCC statistics + logistic regression
+    (mfcc-logreg); blocks vote for their song. voice-knn-clean queries the voice model with the
+    true voice stems (synthetic corpora made with --stems): a ceiling. Writes
     OUT/report.json (versioned schema), OUT/report.md (Table 1 layout beside the paper's
     numbers) and OUT/report.html (figures embedded). Every dataset is read before training
     starts; one that fails later is recorded in the reports and the command exits 1.
@@ -119,6 +129,8 @@ def evaluate(datasets, methods: tuple[str, ...], split_mode: str, seeds: tuple[i
     started = time.perf_counter()
     cores = len(os.sched_getaffinity(0))
     torch.set_num_threads(threads or cores)
+    if ablation:
+        methods = (*methods, *(m for m in ABLATION_NAMES if m not in methods))
     cfg = EvaluateConfig(methods=methods, seeds=seeds, split=split_mode, k=k, feature=FeatureConfig(),
                          train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience),
                          index=IndexConfig(index_type=index_type, gpu=gpu, k=k), precision=precision,

@@ -85,9 +85,13 @@ def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, w
 @click.option("--memory-budget", default="8G", show_default=True, help="RAM the index may use (auto), e.g. 512M, 8G.")
 @click.option("--split", "splits", multiple=True, type=click.Choice(["train", "val", "test"]),
               help="Index only these splits' blocks (repeatable) [default: every stored block].")
+@click.option("--backend", type=click.Choice(["auto", "none", "lda-wccn"]), default="auto", show_default=True,
+              help="Projection fitted on the indexed blocks before search: lda-wccn (centring, LDA and WCCN with "
+                   "singers as classes; ours), none (raw cosine, the paper), auto (what the model's recipe used).")
 @json_option
 def build_index(home: Path, db_url: str | None, index_type: str, gpu: bool, nlist: int | None, m: int | None,
-                nprobe: int, ef_search: int, memory_budget: str, splits: tuple[str, ...], as_json: bool) -> None:
+                nprobe: int, ef_search: int, memory_budget: str, splits: tuple[str, ...], backend: str,
+                as_json: bool) -> None:
     """Build the FAISS inner-product index of the stored block embeddings.
 
     \b
@@ -100,12 +104,12 @@ def build_index(home: Path, db_url: str | None, index_type: str, gpu: bool, nlis
     from singerid.pipeline.build_index import build_index as build
 
     cfg = IndexConfig(index_type=index_type, nlist=nlist, m=m, nprobe=nprobe, ef_search=ef_search,
-                      memory_budget_bytes=parse_bytes(memory_budget), gpu=gpu)
+                      memory_budget_bytes=parse_bytes(memory_budget), gpu=gpu, backend=backend)
     summary = build(_home(home), cfg=cfg, db_url=db_url, splits=splits or None, progress=show_progress())
     if as_json:
         print_json({"type": summary.index_type, "factory_key": summary.factory_key, "n_vectors": summary.n_vectors,
                     "dim": summary.dim, "file": str(summary.path), "size_bytes": summary.size_bytes,
-                    "seconds": round(summary.seconds, 3), "gpu": summary.gpu,
+                    "seconds": round(summary.seconds, 3), "gpu": summary.gpu, "backend": summary.backend,
                     "unknown_threshold": summary.unknown_threshold, "unknown_eer": summary.unknown_eer})
         return
     click.echo(summary.line())

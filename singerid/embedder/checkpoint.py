@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from singerid.config import FeatureConfig, ModelConfig, TrainConfig
 from singerid.embedder.cache import content_sha256
 from singerid.errors import ArtefactError, ParameterError
+from singerid.frontend import FrontEndConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class ModelCard:
     train_config: TrainConfig | None = None
     training: dict[str, Any] = field(default_factory=dict)  # best epoch, epochs run, blocks, seconds...
     metrics: dict[str, float] = field(default_factory=dict)  # validation metrics of the kept weights
+    front_end: FrontEndConfig = field(default_factory=FrontEndConfig)  # what the model hears: mix or vocals
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,6 +62,7 @@ class ModelCard:
             "format_version": self.format_version,
             "model_config": self.model_config.to_dict(),
             "feature_config": self.feature_config.to_dict(),
+            "front_end": self.front_end.to_dict(),
             "singers": list(self.singers),
             "weights_file": WEIGHTS_FILE,
             "weights_sha256": self.weights_sha256,
@@ -85,6 +88,7 @@ class ModelCard:
                 train_config=TrainConfig.from_dict(train) if train else None,
                 training=dict(data.get("training") or {}),
                 metrics=dict(data.get("metrics") or {}),
+                front_end=FrontEndConfig.from_dict(data.get("front_end")),
             )
         except (KeyError, TypeError, ParameterError) as exc:
             raise ArtefactError(f"{source}: not a valid model sidecar ({type(exc).__name__}: {exc})") from exc
@@ -103,7 +107,7 @@ def save_model(model_dir: Path, state_dict: Mapping[str, torch.Tensor], card: Mo
     os.replace(tmp, weights)
     card = ModelCard(model_config=card.model_config, feature_config=card.feature_config, singers=card.singers,
                      weights_sha256=content_sha256(weights), train_config=card.train_config,
-                     training=card.training, metrics=card.metrics)
+                     training=card.training, metrics=card.metrics, front_end=card.front_end)
     write_json(model_dir / SIDECAR_FILE, card.to_dict())
     log.info("saved %s (sha256 %s)", weights, card.weights_sha256[:12])
     return card

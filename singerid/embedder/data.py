@@ -30,6 +30,8 @@ class LabelledFeatures:
     features_path: Path  # cache entry, float32 (frames, n_mels)
     n_frames: int
     label: int  # index into the sorted singer list
+    album: str = ""  # "<singer>/<album>" (or the song id where a dataset has no albums): remix partners differ
+    source: Path | None = None  # the audio file the features were computed from
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from singerid.audio import BlockBatch
 from singerid.config import FeatureConfig, ModelConfig
 from singerid.embedder import checkpoint as ckpt
 from singerid.embedder.model import build_model
 from singerid.errors import ArtefactError, ParameterError
+from singerid.frontend import FrontEnd, FrontEndConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,10 @@ class Embedder:
         self.model_config: ModelConfig = card.model_config
         self.singers: tuple[str, ...] = card.singers
         self.weights_sha256: str = card.weights_sha256
+        self.front_end_config: FrontEndConfig = card.front_end
         self.device = device
         self.compiled = compiled
+        self.front_end = FrontEnd(card.feature_config, card.front_end, device=device)
         self._model = model
         # The head costs little (d x n_classes), so every call runs embed_and_logits: one graph to compile.
         self._forward = torch.compile(model.embed_and_logits, dynamic=True) if compiled else model.embed_and_logits
@@ -78,6 +83,10 @@ class Embedder:
     @property
     def embedding_dim(self) -> int:
         return self.model_config.embedding_dim
+
+    def iter_blocks(self, path: str | Path) -> Iterator[BlockBatch]:
+        """The model-input blocks of one file, prepared by the model's own front end (mix or vocals)."""
+        return self.front_end.iter_blocks(path)
 
     def check_features(self, cfg: FeatureConfig) -> None:
         """Raise ArtefactError unless ``cfg`` equals the feature config the model was trained on."""

@@ -105,7 +105,36 @@ class CNNFrontEnd(nn.Module):
         return x.squeeze(2).transpose(1, 2)  # (batch, steps, filters[-1])
 
 
-class CRNN(nn.Module):
+class _BlockClassifier(nn.Module):
+    """What both networks share: ``embed_raw`` (defined by each) and the stage-1 head on top.
+
+    The head is a linear softmax layer (the paper) or, with ``ModelConfig.head == "aam"``, an
+    additive angular margin softmax (ours) whose margin applies only when training labels are given.
+    """
+
+    cfg: ModelConfig
+
+    def _init_head(self, cfg: ModelConfig) -> None:
+        self.drop = nn.Dropout(cfg.gru_dropout)
+        if cfg.head == "aam":
+            from singerid.embedder.losses import AAMSoftmax
+
+            self.head: nn.Module = AAMSoftmax(cfg.gru_units, cfg.n_classes)
+        else:
+            self.head = nn.Linear(cfg.gru_units, cfg.n_classes)
+
+    def embed_and_logits(self, x: torch.Tensor, labels: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.embed_raw(x)  # type: ignore[attr-defined]  # (batch, gru_units), defined by each network
+        if self.cfg.head == "aam":
+            return emb, self.head(emb, labels)  # (batch, n_classes) scaled cosines, margin on the labels
+        return emb, self.head(self.drop(emb))  # (batch, n_classes)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.embed_and_logits(x, labels)[1]
+
+
+class CRNN(_BlockClassifier):
     """The CRNN baseline (Nasrullah & Zhao 2019). Embedding = last state of the last GRU."""
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -114,20 +143,12 @@ class CRNN(nn.Module):
         self.cfg = cfg
         self.cnn = CNNFrontEnd(cfg)
         self.gru = nn.GRU(cfg.conv_filters[-1], cfg.gru_units, num_layers=cfg.gru_layers, batch_first=True)
-        self.drop = nn.Dropout(cfg.gru_dropout)
-        self.head = nn.Linear(cfg.gru_units, cfg.n_classes)
+        self._init_head(cfg)
 
     def embed_raw(self, x: torch.Tensor) -> torch.Tensor:
         seq = self.cnn(x)  # (batch, steps, channels)
         _, h_n = self.gru(seq)  # h_n: (gru_layers, batch, gru_units)
         return h_n[-1]  # (batch, gru_units)
-
-    def embed_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        emb = self.embed_raw(x)  # (batch, gru_units)
-        return emb, self.head(self.drop(emb))  # (batch, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed_and_logits(x)[1]
 
 
 class Attention(nn.Module):
@@ -148,7 +169,7 @@ class Attention(nn.Module):
         return c, alpha
 
 
-class AttentionCRNN(nn.Module):
+class AttentionCRNN(_BlockClassifier):
     """The paper's Attention-CRNN: CNN -> GRU sequence -> attention context c (the embedding)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -158,19 +179,11 @@ class AttentionCRNN(nn.Module):
         self.cnn = CNNFrontEnd(cfg)
         self.gru = nn.GRU(cfg.conv_filters[-1], cfg.gru_units, num_layers=cfg.gru_layers, batch_first=True)
         self.attention = Attention(cfg.gru_units)
-        self.drop = nn.Dropout(cfg.gru_dropout)
-        self.head = nn.Linear(cfg.gru_units, cfg.n_classes)
+        self._init_head(cfg)
 
     def embed_raw(self, x: torch.Tensor) -> torch.Tensor:
         seq, _ = self.gru(self.cnn(x))  # (batch, steps, gru_units): h_1..h_N
         return self.attention(seq)[0]  # (batch, gru_units): context c
-
-    def embed_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        emb = self.embed_raw(x)  # (batch, gru_units)
-        return emb, self.head(self.drop(emb))  # (batch, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed_and_logits(x)[1]
 
 
 def build_model(cfg: ModelConfig) -> CRNN | AttentionCRNN:

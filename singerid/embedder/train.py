@@ -35,8 +35,10 @@ from singerid.config import FeatureConfig, ModelConfig, TrainConfig
 from singerid.embedder import checkpoint as ckpt
 from singerid.embedder.cache import FeatureCache
 from singerid.embedder.data import BlockDataset, LabelledFeatures, build_block_table, epoch_batches, make_loader
+from singerid.embedder.levers import TrainingLevers, album_codes
 from singerid.embedder.model import build_model
 from singerid.errors import AudioError, DatasetError, ParameterError
+from singerid.frontend import FrontEndConfig
 from singerid.records import Track
 
 log = logging.getLogger(__name__)
@@ -91,14 +93,20 @@ class _Progress:
 
 def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model_cfg: ModelConfig,
                    train_cfg: TrainConfig, out_dir: Path, cache_dir: Path, progress: bool = False,
-                   precision: str = "fp32") -> TrainResult:
+                   precision: str = "fp32", front_end: FrontEndConfig = FrontEndConfig(),
+                   recipe: str = "", backend: str = "none") -> TrainResult:
     """Train one embedder on ``tracks`` and write it to ``out_dir`` (see ``checkpoint`` for the layout).
 
     ``tracks`` must include split "train" (fitted) and "val" (early stopping); others are
     ignored. Bad audio files are logged and skipped. ``model_cfg.n_classes`` is set from the
     training singers. ``precision="bf16"`` runs the training forward pass under bfloat16
     autocast (about 2x faster on CPUs with AMX / AVX512-BF16, slower elsewhere); validation,
-    the saved weights and inference stay float32. Raises DatasetError for an empty split or a
+    the saved weights and inference stay float32. ``front_end``: what the model hears (the mix,
+    or the voice separated from it); it is recorded in model.json and every later step uses it.
+    The levers of ``train_cfg`` (remix, gain_tilt, album_adversary) apply to the training
+    batches only (``singerid.embedder.levers``). ``recipe`` (its name, if any) and ``backend``
+    (the index back end it was designed with, used by ``build-index --backend auto``) are
+    recorded in model.json. Raises DatasetError for an empty split or a
     validation singer absent from training, ParameterError for model and feature configs that
     do not fit together or an unknown precision.
     """
@@ -106,10 +114,10 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
     if precision not in PRECISIONS:
         raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     out_dir = Path(out_dir)
-    cache = FeatureCache(Path(cache_dir), feature_cfg)
+    cache = FeatureCache.for_input(Path(cache_dir), feature_cfg, front_end)
     train_items, val_items, singers, skipped = _prepare(tracks, cache)
-    train_set = BlockDataset(train_items, build_block_table(train_items, feature_cfg),
-                             block_frames=feature_cfg.block_frames)
+    table = build_block_table(train_items, feature_cfg)
+    train_set = BlockDataset(train_items, table, block_frames=feature_cfg.block_frames)
     val_set = BlockDataset(val_items, build_block_table(val_items, feature_cfg), block_frames=feature_cfg.block_frames)
     if len(train_set) == 0 or len(val_set) == 0:
         raise DatasetError(f"no usable blocks: {len(train_set)} training and {len(val_set)} validation blocks")
@@ -119,10 +127,12 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
 
     torch.manual_seed(train_cfg.seed)
     model = build_model(model_cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
-    key = {**_run_key(feature_cfg, model_cfg, train_cfg, singers, train_items, val_items), "precision": precision}
+    levers = _levers(train_cfg, feature_cfg, model_cfg, front_end, cache, train_items, train_set)
+    optimizer = torch.optim.Adam([*model.parameters(), *levers.parameters()], lr=train_cfg.lr)
+    key = {**_run_key(feature_cfg, model_cfg, train_cfg, singers, train_items, val_items), "precision": precision,
+           "front_end": front_end.key}
     _init_input_norm(model, train_set, seed=train_cfg.seed)
-    state = _resume(out_dir, key, model, optimizer)
+    state = _resume(out_dir, key, model, optimizer, levers)
     info = {"model": model_cfg.kind, "singers": list(singers), "n_train_blocks": len(train_set),
             "n_val_blocks": len(val_set), "skipped": list(skipped),
             "feature_cache": {"hits": cache.hits, "computed": cache.misses},
@@ -131,7 +141,7 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
     stop_reason = _stop_reason(state, train_cfg)
     while not stop_reason:
         record = _run_epoch(len(state.history) + 1, model, optimizer, train_set, val_set, train_cfg,
-                            progress=progress, bf16=precision == "bf16")
+                            progress=progress, bf16=precision == "bf16", levers=levers)
         better = record.val_accuracy > state.best_accuracy or (
             record.val_accuracy == state.best_accuracy and record.val_loss < state.best_loss)  # ties: lower loss
         record = dataclasses.replace(record, best=better)
@@ -146,7 +156,7 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
         state.history.append(record)
         stop_reason = _stop_reason(state, train_cfg)
         out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.save_state(out_dir / ckpt.STATE_FILE, _state_dict(key, model, optimizer, state))
+        ckpt.save_state(out_dir / ckpt.STATE_FILE, _state_dict(key, model, optimizer, state, levers))
         _write_log(out_dir, info, state, stop_reason="")
 
     model.load_state_dict(state.best_state)
@@ -155,12 +165,14 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
     training = {"best_epoch": state.best_epoch, "epochs_run": len(state.history), "stop_reason": stop_reason,
                 "n_train_tracks": len(train_items), "n_val_tracks": len(val_items), "n_train_blocks": len(train_set),
                 "n_val_blocks": len(val_set), "skipped_tracks": len(skipped), "seconds": round(seconds, 3),
-                "precision": precision, "data_fingerprint": key["data"], "torch_version": torch.__version__,
+                "precision": precision, "data_fingerprint": key["data"], "front_end": front_end.key,
+                "recipe": recipe, "backend": backend,
+                "torch_version": torch.__version__,
                 "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     metrics = {"val_block_accuracy": best.val_accuracy, "val_loss": best.val_loss,
                "train_accuracy": best.train_accuracy, "train_loss": best.train_loss}
     card = ckpt.ModelCard(model_config=model_cfg, feature_config=feature_cfg, singers=singers, weights_sha256="",
-                          train_config=train_cfg, training=training, metrics=metrics)
+                          train_config=train_cfg, training=training, metrics=metrics, front_end=front_end)
     ckpt.save_model(out_dir, model.state_dict(), card)
     _write_log(out_dir, info, state, stop_reason=stop_reason)
     (out_dir / ckpt.STATE_FILE).unlink(missing_ok=True)
@@ -173,7 +185,8 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
 
 
 def _run_epoch(epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, train_set: BlockDataset,
-               val_set: BlockDataset, cfg: TrainConfig, *, progress: bool, bf16: bool) -> EpochRecord:
+               val_set: BlockDataset, cfg: TrainConfig, *, progress: bool, bf16: bool,
+               levers: TrainingLevers) -> EpochRecord:
     """Train one epoch and validate it; ``best`` is left False for the caller to decide."""
     started = time.perf_counter()
     torch.manual_seed(_epoch_seed(cfg.seed, epoch))  # dropout stream of this epoch
@@ -182,8 +195,9 @@ def _run_epoch(epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, t
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     with tqdm(total=len(batches), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
               leave=True) as bar:
-        train_loss, train_acc = _fit_epoch(model, optimizer, loss_fn, make_loader(train_set, batches,
-                                                                                  workers=cfg.workers), bar, bf16=bf16)
+        loader = (((b.x, b.y, b.album) for b in levers.batches(epoch)) if levers.active
+                  else make_loader(train_set, batches, workers=cfg.workers))
+        train_loss, train_acc = _fit_epoch(model, optimizer, loss_fn, loader, bar, bf16=bf16, levers=levers)
         val_loss, val_acc = _evaluate(model, loss_fn, make_loader(val_set, val_batches, workers=cfg.workers))
         bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", val_loss=f"{val_loss:.3f}",
                         val_acc=f"{val_acc:.3f}")
@@ -228,8 +242,25 @@ def _prepare(tracks: Sequence[Track], cache: FeatureCache
     if not cached["val"]:
         raise DatasetError("no usable validation audio: every 'val' track was skipped as bad audio")
     label = {s: i for i, s in enumerate(singers)}
-    make = lambda pairs: [LabelledFeatures(c.path, c.n_frames, label[t.singer]) for t, c in pairs]  # noqa: E731
+    make = lambda pairs: [LabelledFeatures(c.path, c.n_frames, label[t.singer],  # noqa: E731
+                                           f"{t.singer}/{t.album or t.song_id}", t.path) for t, c in pairs]
     return make(cached["train"]), make(cached["val"]), singers, tuple(skipped)
+
+
+def _levers(train_cfg: TrainConfig, feature_cfg: FeatureConfig, model_cfg: ModelConfig, front_end: FrontEndConfig,
+            cache: FeatureCache, train_items: list[LabelledFeatures], train_set: BlockDataset) -> TrainingLevers:
+    """The training levers of ``train_cfg`` over the training blocks (stems cached first when remixing)."""
+    albums = album_codes([train_items[t].album for t in train_set.table.track])
+    stems: dict[str, BlockDataset] = {}
+    if train_cfg.remix:
+        vocals = cache if cache.stem == "vocals" else FeatureCache(cache.root, feature_cfg, stem="vocals",
+                                                                  separation=front_end.separation)
+        for stem, stem_cache in (("vocals", vocals), ("accompaniment", vocals.sibling("accompaniment"))):
+            items = [dataclasses.replace(item, features_path=stem_cache.ensure(item.source).path)
+                     for item in train_items]  # one separation per song fills both stems' entries
+            stems[stem] = BlockDataset(items, train_set.table, block_frames=feature_cfg.block_frames)
+    return TrainingLevers(train_cfg, feature_cfg, inputs=train_set, albums=albums,
+                          embedding_dim=model_cfg.embedding_dim, input_is_vocals=front_end.input == "vocals", **stems)
 
 
 def _init_input_norm(model: nn.Module, train_set: BlockDataset, *, seed: int) -> None:
@@ -248,16 +279,27 @@ def _init_input_norm(model: nn.Module, train_set: BlockDataset, *, seed: int) ->
 
 
 def _fit_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, loader: Any,
-               bar: tqdm, *, bf16: bool = False) -> tuple[float, float]:
-    """One pass over the training batches; returns (mean loss, block accuracy)."""
+               bar: tqdm, *, bf16: bool = False, levers: TrainingLevers | None = None) -> tuple[float, float]:
+    """One pass over the training batches; returns (mean classification loss, block accuracy).
+
+    ``loader`` yields (x, y) or (x, y, album); the album adversary's loss (when on) is added to
+    the objective but not to the reported loss.
+    """
     model.train()
+    if levers is not None and levers.adversary is not None:
+        levers.adversary.train()
     loss_sum, correct, seen = 0.0, 0, 0
-    for x, y in loader:  # x: (batch, n_mels, frames) float32; y: (batch,) int64
+    for x, y, *album in loader:  # x: (batch, n_mels, frames) float32; y, album: (batch,) int64
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x).float()  # (batch, n_classes)
+            emb, logits = model.embed_and_logits(x, y)  # (batch, d), (batch, n_classes); margin heads use y
+        logits = logits.float()
         loss = loss_fn(logits, y)  # summed over the batch
-        (loss / y.numel()).backward()
+        objective = loss / y.numel()
+        extra = levers.extra_loss(emb, album[0], y) if (levers is not None and album) else None
+        if extra is not None:
+            objective = objective + extra
+        objective.backward()
         optimizer.step()
         loss_sum += float(loss.detach())
         correct += int((logits.argmax(1) == y).sum())
@@ -298,7 +340,8 @@ def _run_key(feature_cfg: FeatureConfig, model_cfg: ModelConfig, train_cfg: Trai
     """What must be equal for a saved state to be resumed (epochs and patience may change)."""
     return {"feature_config": feature_cfg.fingerprint(), "model_config": model_cfg.fingerprint(),
             "singers": list(singers), "seed": train_cfg.seed, "batch_size": train_cfg.batch_size,
-            "lr": train_cfg.lr, "data": _data_key(train_items, val_items)}
+            "lr": train_cfg.lr, "remix": train_cfg.remix, "gain_tilt": train_cfg.gain_tilt,
+            "album_adversary": train_cfg.album_adversary, "data": _data_key(train_items, val_items)}
 
 
 def _data_key(train_items: list[LabelledFeatures], val_items: list[LabelledFeatures]) -> str:
@@ -320,14 +363,17 @@ def data_fingerprint(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, cac
     return _data_key(train_items, val_items)
 
 
-def _state_dict(key: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, state: _Progress) -> dict:
+def _state_dict(key: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, state: _Progress,
+                levers: TrainingLevers) -> dict:
     return {"key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "levers": levers.state_dict(),
             "best_state": state.best_state, "best_epoch": state.best_epoch, "best_accuracy": state.best_accuracy,
             "best_loss": state.best_loss, "stale_epochs": state.stale_epochs,
             "history": [dataclasses.asdict(r) for r in state.history]}
 
 
-def _resume(out_dir: Path, key: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer) -> _Progress:
+def _resume(out_dir: Path, key: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+            levers: TrainingLevers) -> _Progress:
     """Restore ``model`` and ``optimizer`` from out_dir/last.pt if it belongs to this run."""
     fresh = _Progress(history=[], best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
     saved = ckpt.load_state(out_dir / ckpt.STATE_FILE)
@@ -339,6 +385,7 @@ def _resume(out_dir: Path, key: dict[str, Any], model: nn.Module, optimizer: tor
         return fresh
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
+    levers.load_state_dict(saved.get("levers") or {})
     history = [EpochRecord(**r) for r in saved["history"]]
     log.info("resuming after epoch %d from %s", len(history), out_dir / ckpt.STATE_FILE)
     return _Progress(history=history, best_state=saved["best_state"], best_epoch=int(saved["best_epoch"]),

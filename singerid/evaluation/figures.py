@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from singerid.evaluation.results import K_VALUES, KNN_METHODS, TimbreSample
+from singerid.evaluation.results import ABLATION_METHODS, K_VALUES, KNN_METHODS, TimbreSample
 from singerid.evaluation.summary import DatasetSummary
 from singerid.evaluation.tables import METHOD_LABELS
 
@@ -27,7 +27,9 @@ KELLY_COLOURS: tuple[str, ...] = (
 )
 MARKERS: tuple[str, ...] = ("o", "^", "s", "D", "v", "P")  # beyond 20 singers: colour x marker
 METHOD_COLOURS: dict[str, str] = {"crnn": "#0067A5", "attcrnn": "#008856", "attcrnn-knn": "#BE0032",
-                                  "crnn-knn": "#F38400", "mfcc-logreg": "#848482"}
+                                  "crnn-knn": "#F38400", "mfcc-logreg": "#848482", "voice": "#875692",
+                                  "voice-knn": "#882D17", "ge2e-knn": "#8DB600", "voice-knn-clean": "#E25822"}
+OTHER_COLOUR = "#555555"  # ablation rows (shown in their own table, not in the figures)
 
 
 def singer_styles(n: int) -> list[tuple[str, str]]:
@@ -83,7 +85,8 @@ def confusion_png(matrix: np.ndarray, labels: Sequence[str], *, title: str) -> b
 
 def accuracy_vs_k_png(s: DatasetSummary) -> bytes | None:
     """Song (solid) and block (dashed) accuracy of each KNN method vs K, ± std; None if no data."""
-    methods = [m for m in (s.method(k) for k in KNN_METHODS) if m is not None and m.accuracy_vs_k]
+    methods = [m for m in (s.method(k) for k in KNN_METHODS if k not in ABLATION_METHODS)
+               if m is not None and m.accuracy_vs_k]
     if not methods:
         return None
     fig = _figure(7.0, 4.2)
@@ -93,7 +96,7 @@ def accuracy_vs_k_png(s: DatasetSummary) -> bytes | None:
         for level, style in (("song", "-o"), ("block", "--s")):
             mean = np.array([getattr(p, level).mean for p in m.accuracy_vs_k])
             std = np.array([getattr(p, level).std for p in m.accuracy_vs_k])
-            colour = METHOD_COLOURS[m.method]
+            colour = METHOD_COLOURS.get(m.method, OTHER_COLOUR)
             ax.plot(ks, mean, style, color=colour, markersize=4, label=f"{METHOD_LABELS[m.method]}, {level}")
             ax.fill_between(ks, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
     ax.axvline(11, color="black", linestyle=":", linewidth=1)
@@ -112,7 +115,8 @@ def accuracy_vs_k_png(s: DatasetSummary) -> bytes | None:
 
 def per_singer_f1_png(s: DatasetSummary, level: str = "song") -> bytes | None:
     """One panel per method: a horizontal bar per singer with its F1 (± std over seeds)."""
-    methods = [m for m in s.methods if (m.singers_song if level == "song" else m.singers_block)]
+    methods = [m for m in s.methods if (m.singers_song if level == "song" else m.singers_block)
+               and m.method not in ABLATION_METHODS]
     if not methods:
         return None
     singers = s.result.singers
@@ -121,7 +125,7 @@ def per_singer_f1_png(s: DatasetSummary, level: str = "song") -> bytes | None:
     y = np.arange(len(singers))
     for ax, m in zip(axes, methods):
         rows = m.singers_song if level == "song" else m.singers_block
-        ax.barh(y, [r.f1.mean for r in rows], xerr=[r.f1.std for r in rows], color=METHOD_COLOURS[m.method],
+        ax.barh(y, [r.f1.mean for r in rows], xerr=[r.f1.std for r in rows], color=METHOD_COLOURS.get(m.method, OTHER_COLOUR),
                 error_kw={"elinewidth": 0.8, "ecolor": "#444444"}, height=0.7)
         ax.set_xlim(0.0, 1.0)
         ax.set_title(METHOD_LABELS[m.method], fontsize=9)

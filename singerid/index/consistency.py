@@ -29,7 +29,8 @@ class VectorsState:
 
 def find_problems(home: Home, manifest: Manifest, *, store: VectorsState | None = None,
                   index: VectorsState | None = None, model_sha256: str | None = None,
-                  feature_config: FeatureConfig | None = None, verify_checksum: bool = False) -> list[str]:
+                  feature_config: FeatureConfig | None = None, front_end: str | None = None,
+                  verify_checksum: bool = False) -> list[str]:
     """Human-readable disagreements between the parts given; an empty list when they agree.
 
     store: the metadata store's blocks (restricted to the indexed splits); index: the loaded
@@ -45,6 +46,9 @@ def find_problems(home: Home, manifest: Manifest, *, store: VectorsState | None 
     if feature_config is not None and manifest.feature_config is not None and manifest.feature_config != feature_config:
         problems.append(f"the manifest's feature config ({manifest.feature_config.fingerprint()}) differs from the "
                         f"model's ({feature_config.fingerprint()}); {reembed}")
+    if front_end is not None and manifest.model is not None and manifest.model.front_end != front_end:
+        problems.append(f"the home's vectors were made with front end {manifest.model.front_end!r} but the model "
+                        f"uses {front_end!r}; {reembed}")
     if store is not None:
         problems += _source_problems("the store's embeddings", store, model_sha256, feature_config, reembed)
     entry = manifest.index
@@ -68,6 +72,9 @@ def find_problems(home: Home, manifest: Manifest, *, store: VectorsState | None 
     if wanted_features is not None and entry.feature_config != wanted_features:
         problems.append(f"the index was built with feature config {entry.feature_config.fingerprint()}, the model "
                         f"uses {wanted_features.fingerprint()}; {rebuild}")
+    if front_end is not None and entry.front_end != front_end:
+        problems.append(f"the index was built with front end {entry.front_end!r} but the model uses "
+                        f"{front_end!r}; {rebuild}")
     for name, state in (("the loaded index", index), ("the store", store)):
         if state is None:
             continue

@@ -37,6 +37,7 @@ DEFAULT_HOME = "singerid-home"  # same as singerid.cli.common.DEFAULT_HOME
 MANIFEST_FORMAT = "singerid-manifest"
 MANIFEST_VERSION = 1  # bump when the manifest's fields change
 INDEX_SUFFIX = ".faiss"
+BACKEND_SUFFIX = ".backend.npz"  # the fitted LDA/WCCN projection beside its index
 
 
 def utc_timestamp() -> str:
@@ -50,6 +51,7 @@ class ModelEntry:
     kind: str  # "crnn" or "attcrnn"
     sha256: str  # Embedder.weights_sha256
     embedding_dim: int  # d
+    front_end: str = "mix"  # FrontEndConfig.key of the model: "mix" or "vocals@<separation fingerprint>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,10 @@ class IndexEntry:
     ids_sha256: str  # files.ids_sha256 of the indexed block ids
     splits: tuple[str, ...] | None = None  # splits indexed; None = all stored blocks
     gpu: bool = False  # built with faiss-gpu
+    front_end: str = "mix"  # FrontEndConfig.key of the model that made the indexed vectors
+    backend: str = "none"  # projection applied before indexing and to queries: "none" or "lda-wccn"
+    backend_file: str | None = None  # file name inside HOME/index/ holding the fitted back end
+    backend_sha256: str | None = None  # of that file's bytes
     built_at: str = field(default_factory=utc_timestamp)  # ISO 8601, UTC
 
 
@@ -85,11 +91,14 @@ class Manifest:
             index = {"file": i.file, "sha256": i.sha256, "size_bytes": i.size_bytes, "spec": i.spec.to_dict(),
                      "n_vectors": i.n_vectors, "model_sha256": i.model_sha256,
                      "feature_config": i.feature_config.to_dict(), "ids_sha256": i.ids_sha256,
-                     "splits": list(i.splits) if i.splits is not None else None, "gpu": i.gpu, "built_at": i.built_at}
+                     "splits": list(i.splits) if i.splits is not None else None, "gpu": i.gpu,
+                     "front_end": i.front_end, "backend": i.backend, "backend_file": i.backend_file,
+                     "backend_sha256": i.backend_sha256, "built_at": i.built_at}
         return {
             "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "updated_at": self.updated_at,
             "model": None if self.model is None else
-            {"kind": self.model.kind, "sha256": self.model.sha256, "embedding_dim": self.model.embedding_dim},
+            {"kind": self.model.kind, "sha256": self.model.sha256, "embedding_dim": self.model.embedding_dim,
+             "front_end": self.model.front_end},
             "feature_config": None if self.feature_config is None else self.feature_config.to_dict(),
             "index": index,
         }
@@ -124,7 +133,9 @@ def _check_types(model: ModelEntry | None, index: IndexEntry | None) -> None:
     if model is not None and not (isinstance(model.sha256, str) and isinstance(model.embedding_dim, int)):
         raise ArtefactError(f"malformed model entry {model!r}")
     if index is not None and not (isinstance(index.n_vectors, int) and isinstance(index.size_bytes, int)
-                                  and isinstance(index.file, str) and "/" not in index.file):
+                                  and isinstance(index.file, str) and "/" not in index.file
+                                  and (index.backend_file is None or (isinstance(index.backend_file, str)
+                                                                      and "/" not in index.backend_file))):
         raise ArtefactError(f"malformed index entry for file {index.file!r}")
 
 
@@ -190,13 +201,18 @@ class Home:
     def index_path(self, entry: IndexEntry) -> Path:
         return self.index_dir / entry.file
 
+    def backend_path(self, entry: IndexEntry) -> Path | None:
+        """The fitted back end of ``entry`` (None when its back end is "none")."""
+        return None if entry.backend_file is None else self.index_dir / entry.backend_file
+
     def prune_index_files(self, manifest: Manifest) -> list[Path]:
         """Delete index files (and stale temporaries) the manifest does not name; returns them."""
-        keep = manifest.index.file if manifest.index is not None else None
+        keep = {manifest.index.file, manifest.index.backend_file} if manifest.index is not None else set()
         removed = []
         if self.index_dir.is_dir():
             for path in self.index_dir.iterdir():
-                if path.name != keep and (path.suffix == INDEX_SUFFIX or ".tmp-" in path.name):
+                if path.name not in keep and (path.suffix == INDEX_SUFFIX or path.name.endswith(BACKEND_SUFFIX)
+                                              or ".tmp-" in path.name):
                     path.unlink()
                     removed.append(path)
         return removed

@@ -20,7 +20,9 @@ from singerid.config import IndexConfig
 from singerid.errors import ArtefactError
 from singerid.index.choice import spec_from_config
 from singerid.index.files import ids_sha256
-from singerid.index.home import Home, IndexEntry
+from singerid.embedder.checkpoint import SIDECAR_FILE, read_card
+from singerid.index.backend import Backend, fit_backend
+from singerid.index.home import BACKEND_SUFFIX, Home, IndexEntry
 from singerid.index.shards import ShardSet
 from singerid.index.store_records import IndexBuildRecord
 from singerid.index.vectors import VectorIndex
@@ -42,11 +44,14 @@ class BuildSummary:
     gpu: bool
     unknown_threshold: float | None = None  # calibrated min mean similarity (None: too little data)
     unknown_eer: float | None = None
+    backend: str = "none"
 
     def line(self) -> str:
         calibrated = ("" if self.unknown_threshold is None else
                       f"; unknown-singer threshold {self.unknown_threshold:.3f} (EER {self.unknown_eer:.1%})")
-        return (f"built {self.index_type} index ({self.factory_key}) of {self.n_vectors:,} vectors, d={self.dim}, "
+        projected = "" if self.backend == "none" else f" after {self.backend}"
+        return (f"built {self.index_type} index ({self.factory_key}) of {self.n_vectors:,} vectors{projected}, "
+                f"d={self.dim}, "
                 f"{self.size_bytes / 2**20:,.1f} MiB in {self.seconds:.1f} s{' on the GPU' if self.gpu else ''}"
                 f"{calibrated}")
 
@@ -72,27 +77,54 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
             which = f" of split(s) {', '.join(splits)}" if splits else ""
             raise ArtefactError(f"the store in {home.root} holds no blocks{which}; run `singerid embed-corpus` first")
         dim = manifest.model.embedding_dim
+        labels = store.block_labels(splits=splits)
+        if not np.array_equal(labels.ids, locations.ids):
+            raise ArtefactError(f"the store in {home.root} changed while the index was being built; "
+                                "run build-index again once the other command has finished")
         vectors = ShardSet(home.shards_dir, dim).gather(locations.shards, locations.rows)  # (n, d) float32
-        spec = spec_from_config(cfg, n_vectors=len(locations), dim=dim)
-        log.info("building %s index of %d vectors", spec.index_type, len(locations))
-        index = VectorIndex.build(spec, vectors, locations.ids, gpu=cfg.gpu)
         home.create()
+        backend_kind = _resolve_backend(home, manifest.model.kind, cfg.backend)
+        backend, backend_file, backend_sha = _fit_backend(home, backend_kind, vectors, labels.singer_codes)
+        if backend is not None:
+            vectors = backend.apply(vectors)  # (n, d_out) float32, unit rows
+        spec = spec_from_config(cfg, n_vectors=len(locations), dim=vectors.shape[1])
+        log.info("building %s index of %d vectors (back end %s)", spec.index_type, len(locations), backend_kind)
+        index = VectorIndex.build(spec, vectors, locations.ids, gpu=cfg.gpu)
         path = home.new_index_path(spec.index_type)
         sha = index.save(path)
         ids_hash = ids_sha256(locations.ids)
         entry = IndexEntry(file=path.name, sha256=sha, size_bytes=path.stat().st_size, spec=spec,
                            n_vectors=len(index), model_sha256=manifest.model.sha256, feature_config=features,
-                           ids_sha256=ids_hash, splits=tuple(splits) if splits else None, gpu=cfg.gpu)
+                           ids_sha256=ids_hash, splits=tuple(splits) if splits else None, gpu=cfg.gpu,
+                           front_end=manifest.model.front_end, backend=backend_kind, backend_file=backend_file,
+                           backend_sha256=backend_sha)
         written = home.write_manifest(dataclasses.replace(manifest, index=entry))
         home.prune_index_files(written)
-        labels = store.block_labels(splits=splits)
-        assert np.array_equal(labels.ids, locations.ids), "store rows changed during the build"
         calibration = calibrate(vectors, labels.song_ids, labels.singer_codes, model_sha256=manifest.model.sha256)
         save_calibration(home.root, calibration)
         store.record_index(IndexBuildRecord(index_type=spec.index_type, params=spec.to_dict(), n_vectors=len(index),
-                                            dim=dim, model_sha256=manifest.model.sha256, file_name=path.name,
+                                            dim=spec.dim, model_sha256=manifest.model.sha256, file_name=path.name,
                                             file_sha256=sha, ids_sha256=ids_hash))
-    return BuildSummary(index_type=spec.index_type, factory_key=spec.factory_key, n_vectors=len(index), dim=dim,
-                        path=path, size_bytes=entry.size_bytes, seconds=time.perf_counter() - started, gpu=cfg.gpu,
+    return BuildSummary(backend=backend_kind, index_type=spec.index_type, factory_key=spec.factory_key,
+                        n_vectors=len(index), dim=spec.dim, path=path, size_bytes=entry.size_bytes, seconds=time.perf_counter() - started, gpu=cfg.gpu,
                         unknown_threshold=calibration.min_similarity if calibration else None,
                         unknown_eer=calibration.equal_error_rate if calibration else None)
+
+
+def _resolve_backend(home: Home, kind: str, requested: str) -> str:
+    """``requested``, or for "auto" the back end the model's training recipe recorded ("none" if none)."""
+    if requested != "auto":
+        return requested
+    training = read_card(home.model_dir(kind)).training if (home.model_dir(kind) / SIDECAR_FILE).is_file() else {}
+    return str(training.get("backend") or "none")
+
+
+def _fit_backend(home: Home, kind: str, vectors: np.ndarray, singer_codes: np.ndarray
+                 ) -> tuple[Backend | None, str | None, str | None]:
+    """Fit the back end on the reference vectors and save it beside the index: (backend, file, sha256)."""
+    if kind == "none":
+        return None, None, None
+    backend = fit_backend(vectors, singer_codes, kind=kind)
+    path = home.index_dir / (home.new_index_path(kind).stem + BACKEND_SUFFIX)
+    sha = backend.save(path)
+    return backend, path.name, sha

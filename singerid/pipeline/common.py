@@ -10,6 +10,7 @@ import logging
 from singerid.embedder.checkpoint import SIDECAR_FILE
 from singerid.embedder.embed import Embedder
 from singerid.errors import ArtefactError, ParameterError
+from singerid.index.backend import Backend
 from singerid.index.files import ids_sha256
 from singerid.index.home import Home, IndexEntry, Manifest, ModelEntry
 from singerid.index.store import MetadataStore
@@ -55,7 +56,7 @@ def open_store(home: Home, db_url: str | None) -> MetadataStore:
 def record_model(home: Home, manifest: Manifest, embedder: Embedder) -> Manifest:
     """Write the model and feature config into the manifest (no-op when already recorded)."""
     entry = ModelEntry(kind=embedder.model_config.kind, sha256=embedder.weights_sha256,
-                       embedding_dim=embedder.embedding_dim)
+                       embedding_dim=embedder.embedding_dim, front_end=embedder.front_end_config.key)
     if manifest.model == entry and manifest.feature_config == embedder.feature_config:
         return manifest
     if manifest.model is not None and manifest.model.sha256 != entry.sha256:
@@ -87,3 +88,14 @@ def save_index(home: Home, manifest: Manifest, index: VectorIndex) -> Manifest:
     home.prune_index_files(written)
     log.info("index now holds %d vectors (%s)", len(index), path.name)
     return written
+
+
+def load_backend(home: Home, entry: IndexEntry) -> Backend | None:
+    """The index's fitted back end, checked against its SHA-256 in the manifest (None for "none")."""
+    path = home.backend_path(entry)
+    if entry.backend == "none":
+        return None
+    if path is None or not path.is_file():
+        raise ArtefactError(f"the {entry.backend} back end of the index ({path}) is missing; "
+                            f"run `singerid build-index --home {home.root}`")
+    return Backend.load(path, sha256=entry.backend_sha256)

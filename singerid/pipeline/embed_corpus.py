@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from singerid.audio import LogMel, check_path, iter_song_blocks, probe_audio
+from singerid.audio import check_path, probe_audio
 from singerid.embedder.embed import Embedder
 from singerid.errors import AudioError
 from singerid.index.files import sha256_file
@@ -80,7 +80,6 @@ def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None 
     home.create()
     record_model(home, home.read_manifest(missing_ok=True), embedder)
     cfg = embedder.feature_config
-    front = LogMel(cfg)
     known = set(embedder.singers)
     added: list[StoredSong] = []
     failures: list[tuple[str, str]] = []
@@ -94,7 +93,7 @@ def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None 
             bar = tqdm(tracks, desc="embed", unit="song", disable=not progress)
             for track in bar:
                 try:
-                    stored = _embed_one(track, embedder, front, store, shards, batch_size=batch_size,
+                    stored = _embed_one(track, embedder, store, shards, batch_size=batch_size,
                                         singer_kind="trained" if track.singer in known else "enrolled")
                 except AudioError as exc:
                     log.warning("%s", exc)
@@ -114,7 +113,7 @@ def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None 
                         added=tuple(added))
 
 
-def _embed_one(track: Track, embedder: Embedder, front: LogMel, store: MetadataStore, shards: ShardSet, *,
+def _embed_one(track: Track, embedder: Embedder, store: MetadataStore, shards: ShardSet, *,
                batch_size: int, singer_kind: str) -> tuple[StoredSong, float] | None:
     """Store one song; None if it is already stored. Raises AudioError for unusable audio."""
     path = check_path(track.path)
@@ -123,7 +122,7 @@ def _embed_one(track: Track, embedder: Embedder, front: LogMel, store: MetadataS
         return None
     info = probe_audio(path)
     pieces, offsets = [], []
-    for batch in iter_song_blocks(path, embedder.feature_config, logmel=front):
+    for batch in embedder.iter_blocks(path):  # the model's own front end (mix or separated vocals)
         pieces.append(embedder.embed(batch.blocks, batch_size=batch_size))  # (n, d) per streamed chunk
         offsets.append(batch.offsets_seconds)
     embeddings = np.concatenate(pieces)

@@ -33,13 +33,13 @@ from singerid.datasets import Dataset, load_dataset
 from singerid.errors import DatasetError, ParameterError, SingeridError
 from singerid.evaluation import (DatasetResult, EvaluationResults, ReportPaths, StageTiming, TimbreSample,
                                  write_reports)
-from singerid.pipeline.evaluate_config import METHOD_MODEL, DatasetSpec, EvaluateConfig
+from singerid.pipeline.evaluate_config import METHOD_RECIPE, DatasetSpec, EvaluateConfig
 from singerid.pipeline.evaluate_models import ModelOutcome
 from singerid.pipeline.evaluate_run import SeedOutcome, evaluate_seed
 
 log = logging.getLogger(__name__)
 
-__all__ = ["METHOD_MODEL", "DatasetSpec", "EvaluateConfig", "EvaluationRun", "PreparedDataset", "check_gpu",
+__all__ = ["METHOD_RECIPE", "DatasetSpec", "EvaluateConfig", "EvaluationRun", "PreparedDataset", "check_gpu",
            "evaluate", "evaluate_dataset", "prepare_datasets"]
 
 TIMBRE_POINTS = 3000  # ours: test blocks kept for the t-SNE timbre map (the paper's Fig. 2)

@@ -12,12 +12,19 @@ from singerid import constants as C
 from singerid.config import FeatureConfig, IndexConfig, TrainConfig
 from singerid.datasets import KINDS, SPLIT_MODES
 from singerid.errors import ParameterError
+from singerid.embedder.recipes import RECIPES, Recipe
 from singerid.evaluation import K_VALUES, METHODS
-from singerid.evaluation.results import PAPER_DATASETS
+from singerid.evaluation.results import ABLATION_METHODS, DEFAULT_METHODS, PAPER_DATASETS
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")  # the rule of DatasetResult.key (report.json keys)
-METHOD_MODEL: dict[str, str | None] = {"crnn": "crnn", "attcrnn": "attcrnn", "attcrnn-knn": "attcrnn",
-                                       "crnn-knn": "crnn", "mfcc-logreg": None}  # embedder each method needs
+# The recipe (singerid.embedder.recipes) whose trained embedder each method needs; None = no embedder of ours.
+METHOD_RECIPE: dict[str, str | None] = {
+    "crnn": "crnn", "attcrnn": "attcrnn", "attcrnn-knn": "attcrnn", "crnn-knn": "crnn",
+    "voice": "voice", "voice-knn": "voice", "voice-knn-clean": "voice", "ge2e-knn": None, "mfcc-logreg": None,
+    **{m: m.removesuffix("-knn") for m in ABLATION_METHODS},
+}
+FEATURES_DIR = "features"  # under OUT/cache: the log-mel and separated-stem caches
+GE2E_INPUT = "vocals"  # ge2e-knn hears what our voice embedder hears (the issue: "on the same input")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +64,7 @@ class DatasetSpec:
 class EvaluateConfig:
     """What ``evaluate`` runs. Defaults: the paper's protocol (all methods, seeds 0, 21, 42, K = 11)."""
 
-    methods: tuple[str, ...] = METHODS  # report rows; see singerid.evaluation.METHODS
+    methods: tuple[str, ...] = DEFAULT_METHODS  # report rows; ABLATION_METHODS too with --ablation
     seeds: tuple[int, ...] = C.BASELINE_SEEDS  # CRNN baseline's repeats; each seed = split + training seed
     split: str = "album"  # reader split mode: album (paper protocol), lists or song
     k: int = C.K_NEIGHBOURS  # neighbours of the headline KNN numbers (paper §3.3)
@@ -88,10 +95,15 @@ class EvaluateConfig:
             raise ParameterError(f"batch_size and workers must be >= 1, got {self.batch_size} and {self.workers}")
 
     @property
-    def model_kinds(self) -> tuple[str, ...]:
-        """Embedders the methods need, CRNN first."""
-        needed = {METHOD_MODEL[m] for m in self.methods}
-        return tuple(kind for kind in ("crnn", "attcrnn") if kind in needed)
+    def recipes(self) -> tuple[Recipe, ...]:
+        """The trained embedders the methods need (one per model name), in recipe order."""
+        needed = {RECIPES[r].model_name for m in self.methods if (r := METHOD_RECIPE[m]) is not None}
+        return tuple(r for r in RECIPES.values() if r.name in needed)
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        """Names of the embedders the methods need (= their run homes), in recipe order."""
+        return tuple(r.name for r in self.recipes)
 
     @property
     def search_k(self) -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 from singerid.config import FeatureConfig, ModelConfig, TrainConfig
 from singerid.embedder import checkpoint as ckpt
 from singerid.embedder.cache import content_sha256
+from singerid.embedder.recipes import Recipe
 from singerid.embedder.train import data_fingerprint, train_embedder
 from singerid.errors import ArtefactError
 from singerid.index.home import Home
@@ -36,17 +37,18 @@ IGNORED_TRAIN_FIELDS = ("workers",)  # settings that do not change the trained w
 class ModelOutcome:
     """Where the model of one (dataset, seed, kind) came from."""
 
-    kind: str  # "crnn" or "attcrnn"
-    model_dir: Path  # HOME/models/<kind> of the run home
+    kind: str  # the recipe's name: "crnn", "attcrnn", "voice", "voice-no-remix"...
+    model_dir: Path  # HOME/models/<network kind> of the run home
     source: str  # "trained", "reused" (already in the run home) or "copied" (from --home)
     seconds: float  # wall time spent here (training, or checking and copying)
 
 
-def ensure_model(kind: str, tracks: Sequence[Track], *, home: Home, feature_cfg: FeatureConfig,
+def ensure_model(recipe: Recipe, tracks: Sequence[Track], *, home: Home, feature_cfg: FeatureConfig,
                  train_cfg: TrainConfig, cache_dir: Path, precision: str = "fp32", reuse_home: Path | None = None,
                  progress: bool = False) -> ModelOutcome:
-    """Make sure ``home.model_dir(kind)`` holds a model trained on ``tracks`` with these settings.
+    """Make sure ``home.model_dir(recipe.kind)`` holds a model trained on ``tracks`` by ``recipe``.
 
+    ``train_cfg``: epochs, batch size, lr, seed...; the recipe adds its levers, head and front end.
     ``tracks``: the dataset's tracks (its "train" split is fitted, "val" stops early).
     ``precision``: of the training pass ("fp32" or "bf16"), also compared on reuse.
     ``reuse_home``: another home whose ``models/<kind>`` is copied when it matches.
@@ -54,31 +56,34 @@ def ensure_model(kind: str, tracks: Sequence[Track], *, home: Home, feature_cfg:
     model directory that cannot be replaced.
     """
     started = time.perf_counter()
+    kind = recipe.kind
+    train_cfg = recipe.train_config(train_cfg)
     fingerprint = data_fingerprint(tracks, feature_cfg=feature_cfg, cache_dir=cache_dir)
     target = home.model_dir(kind)
-    reason = mismatch(target, kind=kind, feature_cfg=feature_cfg, train_cfg=train_cfg, fingerprint=fingerprint,
-                      precision=precision)
+    wanted = {"model_cfg": recipe.model_config(), "feature_cfg": feature_cfg, "train_cfg": train_cfg,
+              "fingerprint": fingerprint, "precision": precision, "front_end": recipe.front_end().key}
+    reason = mismatch(target, **wanted)
     if reason is None:
-        log.info("reusing the %s model in %s", kind, target)
-        return ModelOutcome(kind, target, "reused", time.perf_counter() - started)
+        log.info("reusing the %s model in %s", recipe.name, target)
+        return ModelOutcome(recipe.name, target, "reused", time.perf_counter() - started)
     log.info("%s: %s", target, reason)
     if reuse_home is not None:
         source = Home(Path(reuse_home)).model_dir(kind)
-        other = mismatch(source, kind=kind, feature_cfg=feature_cfg, train_cfg=train_cfg, fingerprint=fingerprint,
-                         precision=precision)
+        other = mismatch(source, **wanted)
         if other is None:
             _replace_model(home, kind, source)
-            log.info("copied the matching %s model from %s", kind, source)
-            return ModelOutcome(kind, target, "copied", time.perf_counter() - started)
+            log.info("copied the matching %s model from %s", recipe.name, source)
+            return ModelOutcome(recipe.name, target, "copied", time.perf_counter() - started)
         log.info("not reusing %s: %s", source, other)
     _clear_vectors(home)
-    train_embedder(tracks, feature_cfg=feature_cfg, model_cfg=ModelConfig(kind=kind), train_cfg=train_cfg,
-                   out_dir=target, cache_dir=cache_dir, progress=progress, precision=precision)
-    return ModelOutcome(kind, target, "trained", time.perf_counter() - started)
+    train_embedder(tracks, feature_cfg=feature_cfg, model_cfg=recipe.model_config(), train_cfg=train_cfg,
+                   out_dir=target, cache_dir=cache_dir, progress=progress, precision=precision,
+                   front_end=recipe.front_end(), recipe=recipe.name, backend=recipe.backend)
+    return ModelOutcome(recipe.name, target, "trained", time.perf_counter() - started)
 
 
-def mismatch(model_dir: Path, *, kind: str, feature_cfg: FeatureConfig, train_cfg: TrainConfig,
-             fingerprint: str, precision: str = "fp32") -> str | None:
+def mismatch(model_dir: Path, *, model_cfg: ModelConfig, feature_cfg: FeatureConfig, train_cfg: TrainConfig,
+             fingerprint: str, precision: str = "fp32", front_end: str = "mix") -> str | None:
     """Why the model in ``model_dir`` cannot stand for the requested one (None = it can).
 
     A missing, unreadable or tampered-with model is a reason, not an error.
@@ -91,11 +96,13 @@ def mismatch(model_dir: Path, *, kind: str, feature_cfg: FeatureConfig, train_cf
             return "weights do not match their SHA-256 in model.json"
     except (ArtefactError, OSError) as exc:
         return f"unusable model ({exc})"
-    wanted_model = dataclasses.replace(ModelConfig(kind=kind), n_classes=card.model_config.n_classes)
+    wanted_model = dataclasses.replace(model_cfg, n_classes=card.model_config.n_classes)
     if card.model_config != wanted_model:
         return f"model config {card.model_config.to_dict()} differs from {wanted_model.to_dict()}"
     if card.feature_config != feature_cfg:
         return "feature config differs"
+    if card.front_end.key != front_end:
+        return f"trained on front end {card.front_end.key!r}, {front_end!r} requested"
     ours, theirs = _train_settings(train_cfg), _train_settings(card.train_config)
     if ours != theirs:
         return f"training settings {theirs} differ from {ours}"

@@ -9,6 +9,7 @@ test blocks, embeddings and logits together); per KNN method ``embed train <kind
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -20,21 +21,25 @@ import numpy as np
 
 from singerid.datasets import Dataset
 from singerid.embedder import checkpoint as ckpt
+from singerid.datasets.synth_stems import stem_paths
 from singerid.embedder.cache import FeatureCache
 from singerid.embedder.embed import Embedder
+from singerid.embedder.recipes import RECIPES
 from singerid.evaluation import K_VALUES, KNN_METHODS, RunResult, SplitCount, StageTiming
 from singerid.index.home import Home
 from singerid.pipeline.build_index import build_index
 from singerid.pipeline.embed_corpus import embed_tracks
-from singerid.pipeline.evaluate_config import METHOD_MODEL, EvaluateConfig
-from singerid.pipeline.evaluate_methods import EvalBlocks, collect_test_blocks, forward_pass, knn_run, softmax_run
+from singerid.frontend import FrontEndConfig
+from singerid.pipeline.evaluate_config import FEATURES_DIR, METHOD_RECIPE, EvaluateConfig
+from singerid.pipeline.evaluate_ge2e import ge2e_run
+from singerid.pipeline.evaluate_methods import (EvalBlocks, ModelOutput, collect_test_blocks, forward_pass, knn_run,
+                                                softmax_run)
 from singerid.pipeline.evaluate_mfcc import mfcc_run
 from singerid.pipeline.evaluate_models import ModelOutcome, ensure_model
 from singerid.pipeline.query import QueryEngine
 
 log = logging.getLogger(__name__)
 
-FEATURES_DIR = "features"  # under OUT/cache: the log-mel cache
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -72,66 +77,113 @@ class _Timer:
 
 def evaluate_seed(ds: Dataset, seed: int, *, cfg: EvaluateConfig, singers: tuple[str, ...], run_dir: Path,
                   cache_dir: Path, progress: bool = False) -> SeedOutcome:
-    """Train or reuse the models, then run every method of ``cfg`` on ``ds``.
+    """Train or reuse the embedders, then run every method of ``cfg`` on ``ds``.
 
-    ``run_dir``: OUT/runs/<dataset>/seed-<seed>; one home per model kind under it.
+    ``run_dir``: OUT/runs/<dataset>/seed-<seed>; one home per trained recipe under it.
     ``singers``: the dataset's full singer list (the labels of every prediction).
     Raises SingeridError subclasses (and what torch / FAISS raise) on failure.
     """
     timer = _Timer(seed)
     features_dir = Path(cache_dir) / FEATURES_DIR
-    homes = {kind: Home(Path(run_dir) / kind) for kind in cfg.model_kinds}
+    recipes = {r.name: r for r in cfg.recipes}
+    homes = {name: Home(Path(run_dir) / name) for name in recipes}
     models = []
-    for kind, home in homes.items():
-        with timer.stage(f"train {kind}"):
-            models.append(ensure_model(kind, ds.tracks, home=home, feature_cfg=cfg.feature, train_cfg=cfg.train,
-                                       cache_dir=features_dir, precision=cfg.precision, reuse_home=cfg.reuse_home,
-                                       progress=progress))
+    for name, recipe in recipes.items():
+        with timer.stage(f"train {name}"):
+            models.append(ensure_model(recipe, ds.tracks, home=homes[name], feature_cfg=cfg.feature,
+                                       train_cfg=cfg.train, cache_dir=features_dir, precision=cfg.precision,
+                                       reuse_home=cfg.reuse_home, progress=progress))
     runs: list[RunResult] = []
     timbre: tuple[np.ndarray | None, np.ndarray | None, str] = (None, None, "attcrnn")
-    test: EvalBlocks | None = None
-    if homes:
+    tests: dict[str, EvalBlocks] = {}  # per front-end input ("mix" / "vocals"): the test blocks
+    if recipes:
+        embedders = {name: Embedder.load(home.model_dir(recipes[name].kind)) for name, home in homes.items()}
         with timer.stage("test features"):
-            test = collect_test_blocks(ds.select("test"), singers=singers,
-                                       cache=FeatureCache(features_dir, cfg.feature))
-        embedders = {kind: Embedder.load(home.model_dir(kind)) for kind, home in homes.items()}
+            for name, embedder in embedders.items():
+                _test_blocks(tests, ds, embedder.front_end_config, singers=singers, features_dir=features_dir,
+                             cfg=cfg)
+        outputs: dict[str, ModelOutput] = {}
         with timer.stage("classify"):
-            outputs = forward_pass(embedders, test, cfg=cfg.feature, batch_size=cfg.batch_size, progress=progress)
-        timbre_kind = "attcrnn" if "attcrnn" in outputs else "crnn"
-        timbre = (outputs[timbre_kind].embeddings, test.block_label, timbre_kind)
+            for name, embedder in embedders.items():
+                outputs.update(forward_pass({name: embedder}, tests[embedder.front_end_config.input], cfg=cfg.feature,
+                                            batch_size=cfg.batch_size, progress=progress))
+        timbre_name = next((n for n in ("voice", "attcrnn", "crnn") if n in outputs), next(iter(outputs)))
+        timbre = (outputs[timbre_name].embeddings, tests[embedders[timbre_name].front_end_config.input].block_label,
+                  RECIPES[timbre_name].kind)
         for method in cfg.methods:
-            kind = METHOD_MODEL[method]
-            if kind is None:
+            name = METHOD_RECIPE[method]
+            if name is None:
                 continue
+            recipe = RECIPES[name]
+            model = recipe.model_name
+            test = tests[embedders[model].front_end_config.input]
+            embeddings = outputs[model].embeddings
+            if method == "voice-knn-clean":
+                clean = _clean_voice_blocks(ds, singers=singers, features_dir=features_dir, cfg=cfg)
+                if clean is None:
+                    log.info("seed %d: voice-knn-clean skipped: the dataset has no voice stems", seed)
+                    continue
+                with timer.stage("classify clean voice stems"):
+                    test, embeddings = clean, forward_pass({model: embedders[model]}, clean, cfg=cfg.feature,
+                                                           batch_size=cfg.batch_size)[model].embeddings
             if method in KNN_METHODS:
-                labels, sims, index_singers = _search(ds, homes[kind], embedders[kind], outputs[kind].embeddings,
-                                                      cfg=cfg, timer=timer, progress=progress)
+                labels, sims, index_singers = _search(ds, homes[model], embedders[model], embeddings,
+                                                      cfg=cfg, backend=recipe.backend, timer=timer, progress=progress)
                 runs.append(knn_run(method, seed, labels, sims, index_singers=index_singers, singers=singers,
                                     test=test, k=cfg.k, k_values=K_VALUES))
             else:
-                runs.append(softmax_run(method, seed, outputs[kind].logits, model_singers=embedders[kind].singers,
+                runs.append(softmax_run(method, seed, outputs[model].logits, model_singers=embedders[model].singers,
                                         singers=singers, test=test))
+    if "ge2e-knn" in cfg.methods:
+        with timer.stage("ge2e-knn"):
+            runs.append(ge2e_run(seed, ds, singers=singers, cache_dir=Path(cache_dir), cfg=cfg, progress=progress))
     if "mfcc-logreg" in cfg.methods:
         with timer.stage("baseline mfcc-logreg"):
             runs.append(mfcc_run(seed, ds.select("train"), ds.select("test"), cache_dir=cache_dir,
                                  sample_rate=cfg.feature.sample_rate, workers=cfg.workers, progress=progress))
-    counts = _counts(ds, seed, test, next(iter(homes.values()), None), next(iter(homes), None))
+    first = next(iter(recipes.values()), None)
+    counts = _counts(ds, seed, tests.get(first.input) if first else None,
+                     homes[first.name] if first else None, first.kind if first else None)
     return SeedOutcome(runs=tuple(runs), counts=counts, timings=tuple(timer.timings), models=tuple(models),
                        timbre_embeddings=timbre[0], timbre_labels=timbre[1], timbre_method=timbre[2])
 
 
+def _test_blocks(tests: dict[str, EvalBlocks], ds: Dataset, front_end: FrontEndConfig, *,
+                 singers: tuple[str, ...], features_dir: Path, cfg: EvaluateConfig) -> None:
+    """Fill ``tests[front_end.input]`` with the test blocks as that front end prepares them (once)."""
+    if front_end.input not in tests:
+        cache = FeatureCache.for_input(features_dir, cfg.feature, front_end)
+        tests[front_end.input] = collect_test_blocks(ds.select("test"), singers=singers, cache=cache)
+
+
+def _clean_voice_blocks(ds: Dataset, *, singers: tuple[str, ...], features_dir: Path,
+                        cfg: EvaluateConfig) -> EvalBlocks | None:
+    """Test blocks of the songs' true voice stems (synthetic corpora with --stems), or None."""
+    voiced = []
+    for t in ds.select("test"):
+        try:
+            vocals, _ = stem_paths(ds.root, Path(t.path).resolve().relative_to(Path(ds.root).resolve()))
+        except ValueError:
+            return None
+        if not vocals.is_file():
+            return None
+        voiced.append(dataclasses.replace(t, path=vocals))
+    return collect_test_blocks(voiced, singers=singers, cache=FeatureCache(features_dir, cfg.feature))
+
+
 def _search(ds: Dataset, home: Home, embedder: Embedder, embeddings: np.ndarray, *, cfg: EvaluateConfig,
-            timer: _Timer, progress: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Reference blocks of the train split into ``home``, its index, and one search at cfg.search_k."""
-    kind = embedder.model_config.kind
-    with timer.stage(f"embed train {kind}"):
-        summary = embed_tracks(home, ds.select("train"), model_kind=kind, embedder=embedder,
+            backend: str, timer: _Timer, progress: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Reference blocks of the train split into ``home``, its index (with ``backend``), one search at cfg.search_k."""
+    name = home.root.name
+    with timer.stage(f"embed train {name}"):
+        summary = embed_tracks(home, ds.select("train"), model_kind=embedder.model_config.kind, embedder=embedder,
                                batch_size=cfg.batch_size, progress=progress)
         log.info("%s: %s", home.root, summary.line())
-    with timer.stage(f"index {kind}"):
-        built = build_index(home, cfg=cfg.index, splits=("train",), progress=progress)
+    with timer.stage(f"index {name} ({backend})"):
+        built = build_index(home, cfg=dataclasses.replace(cfg.index, backend=backend), splits=("train",),
+                            progress=progress)
         log.info("%s: %s", home.root, built.line())
-    with timer.stage(f"search {kind}"):
+    with timer.stage(f"search {name}"):
         with QueryEngine.open(home) as engine:
             labels, sims = engine.neighbour_labels(embeddings, cfg.search_k)
             return labels, sims, engine.singers

@@ -24,7 +24,7 @@ from singerid.index.files import ids_sha256
 from singerid.index.home import Home
 from singerid.index.vectors import VectorIndex
 from singerid.pipeline.calibrate import CALIBRATION_FILE
-from singerid.pipeline.common import load_embedder, open_store, save_index
+from singerid.pipeline.common import load_backend, load_embedder, open_store, save_index
 from singerid.pipeline.embed_corpus import EmbedSummary, embed_tracks
 from singerid.records import Track
 
@@ -65,7 +65,8 @@ def enrol(home: Home, singer: str, songs: Sequence[str | Path], *, db_url: str |
     if summary.added:
         ids = np.concatenate([s.block_ids for s in summary.added])
         vectors = np.concatenate([s.embeddings for s in summary.added])
-        index.add(vectors, ids)
+        backend = load_backend(home, manifest.index)  # the projection fitted at build-index, as queries use it
+        index.add(vectors if backend is None else backend.apply(vectors), ids)
         save_index(home, manifest, index)
     return ChangeSummary(summary.n_added, summary.n_blocks, len(index), summary)
 
@@ -103,20 +104,24 @@ def info(home: Home, *, db_url: str | None = None, check: bool = False) -> dict[
         counts = store.counts()
         out.update(counts.to_dict())
         out["failures"] = len(store.failures())
-        model_sha = features = None
+        model_sha = features = front_end = None
         if manifest.model is not None:
             try:
                 embedder = load_embedder(home, manifest.model.kind)
                 model_sha, features = embedder.weights_sha256, embedder.feature_config
+                front_end = embedder.front_end_config.key
                 out["model"] = {"kind": manifest.model.kind, "sha256": model_sha, "embedding_dim": embedder.embedding_dim,
-                                "singers_trained": len(embedder.singers)}
+                                "singers_trained": len(embedder.singers), "front_end": front_end,
+                                "front_end_description": embedder.front_end_config.describe(),
+                                "training": _training_recipe(embedder)}
             except Exception as exc:  # noqa: BLE001 - info reports a broken model instead of failing
                 out["model"] = {"kind": manifest.model.kind, "error": str(exc)}
         entry = manifest.index
         out["index"] = None if entry is None else {
             "type": entry.spec.index_type, "factory_key": entry.spec.factory_key, "n_vectors": entry.n_vectors,
             "dim": entry.spec.dim, "size_bytes": entry.size_bytes, "file": entry.file, "built_at": entry.built_at,
-            "splits": list(entry.splits) if entry.splits else None, "gpu": entry.gpu}
+            "splits": list(entry.splits) if entry.splits else None, "gpu": entry.gpu, "front_end": entry.front_end,
+            "backend": entry.backend}
         calibration = home.root / CALIBRATION_FILE
         out["unknown_calibration"] = json.loads(calibration.read_text()) if calibration.is_file() else None
         store_sha, store_features = store.embedding_source()
@@ -127,6 +132,15 @@ def info(home: Home, *, db_url: str | None = None, check: bool = False) -> dict[
             index_state = VectorsState(len(index), ids_sha256(index.ids()))
         problems = find_problems(home, manifest, store=VectorsState(len(ids), ids_sha256(ids), store_sha, store_features)
                                  if manifest.model else None, index=index_state, model_sha256=model_sha,
-                                 feature_config=features, verify_checksum=check)
+                                 feature_config=features, front_end=front_end, verify_checksum=check)
         out["problems"] = problems
     return out
+
+
+def _training_recipe(embedder: Any) -> dict[str, Any]:
+    """The levers a model was trained with (head, augmentation, adversary), as model.json records them."""
+    train = embedder.card.train_config
+    recipe = {"head": embedder.model_config.head}
+    if train is not None:
+        recipe.update({k: v for k, v in train.to_dict().items() if k in ("remix", "gain_tilt", "album_adversary")})
+    return recipe

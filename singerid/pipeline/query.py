@@ -20,18 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from singerid import constants as C
-from singerid.audio import LogMel, iter_song_blocks
 from singerid.decision import MISSING, knn_block_votes, song_vote
 from singerid.embedder.embed import Embedder
 from singerid.errors import ParameterError
 from singerid.index.consistency import VectorsState, find_problems, raise_if_inconsistent
+from singerid.index.backend import Backend
 from singerid.index.files import ids_sha256
 from singerid.index.home import Home
 from singerid.index.store import MetadataStore
 from singerid.index.store_records import BlockLabels
 from singerid.index.vectors import VectorIndex
 from singerid.pipeline.calibrate import load_calibration
-from singerid.pipeline.common import load_embedder, open_store, require_index
+from singerid.pipeline.common import load_backend, load_embedder, open_store, require_index
 from singerid.records import Evidence, SongDecision
 
 log = logging.getLogger(__name__)
@@ -79,13 +79,13 @@ class QueryEngine:
     """A home opened for queries: embedder, FAISS index, metadata store, checked against each other."""
 
     def __init__(self, home: Home, embedder: Embedder, index: VectorIndex, store: MetadataStore,
-                 labels: BlockLabels) -> None:
+                 labels: BlockLabels, backend: Backend | None = None) -> None:
         self.home = home
         self.embedder = embedder
+        self.backend = backend  # LDA/WCCN projection fitted at build-index (None: raw cosine, the paper)
         self.index = index
         self.store = store
         self.labels = labels
-        self._front = LogMel(embedder.feature_config)
 
     @classmethod
     def open(cls, home: Home, *, db_url: str | None = None, device: str = "cpu") -> QueryEngine:
@@ -98,14 +98,16 @@ class QueryEngine:
             labels = store.block_labels(splits=entry.splits)
             stored_sha, stored_features = store.embedding_source()
             store_state = VectorsState(len(labels.ids), ids_sha256(labels.ids), stored_sha, stored_features)
-            parts = {"model_sha256": embedder.weights_sha256, "feature_config": embedder.feature_config}
+            parts = {"model_sha256": embedder.weights_sha256, "feature_config": embedder.feature_config,
+                     "front_end": embedder.front_end_config.key}
             raise_if_inconsistent(find_problems(home, manifest, store=store_state, **parts))  # before loading
             index = VectorIndex.load(home.index_path(entry))
             raise_if_inconsistent(find_problems(home, manifest, index=VectorsState(len(index)), **parts))
+            backend = load_backend(home, entry)
         except BaseException:
             store.close()
             raise
-        return cls(home, embedder, index, store, labels)
+        return cls(home, embedder, index, store, labels, backend)
 
     def close(self) -> None:
         self.store.close()
@@ -123,9 +125,16 @@ class QueryEngine:
 
     def neighbour_labels(self, embeddings: np.ndarray, k: int, *, batch_size: int = 4096
                          ) -> tuple[np.ndarray, np.ndarray]:
-        """Singer codes int64 (n, k) (-1 for none) and similarities float32 (n, k) of the k nearest blocks."""
-        sims, ids = self.index.search(embeddings, k, batch_size=batch_size)
+        """Singer codes int64 (n, k) (-1 for none) and similarities float32 (n, k) of the k nearest blocks.
+
+        ``embeddings``: float32 (n, d) as the embedder gives them; the back end is applied here.
+        """
+        sims, ids = self.index.search(self.project(embeddings), k, batch_size=batch_size)
         return self.labels.singers_of(ids).astype(np.int64), sims
+
+    def project(self, embeddings: np.ndarray) -> np.ndarray:
+        """Embeddings float32 (n, d) -> the index's space (the back end's projection, unit rows)."""
+        return embeddings if self.backend is None else self.backend.apply(embeddings)
 
     def identify(self, path: str | Path, options: QueryOptions = QueryOptions()) -> SongDecision:
         """Decide who sings ``path``. Raises AudioError for unusable audio."""
@@ -154,10 +163,10 @@ class QueryEngine:
     def _stream(self, path: Path, options: QueryOptions) -> _Blocks:
         got = _Blocks()
         t0 = time.perf_counter()
-        for batch in iter_song_blocks(path, self.embedder.feature_config, logmel=self._front):
+        for batch in self.embedder.iter_blocks(path):
             t1 = time.perf_counter()
             got.timings["audio"] += t1 - t0
-            emb = self.embedder.embed(batch.blocks, batch_size=options.batch_size)  # (n, d) unit rows
+            emb = self.project(self.embedder.embed(batch.blocks, batch_size=options.batch_size))  # (n, d') unit rows
             t2 = time.perf_counter()
             sims, ids = self.index.search(emb, options.k)  # (n, k) each
             t3 = time.perf_counter()
@@ -198,7 +207,7 @@ class QueryEngine:
     def _identify_softmax(self, path: Path, options: QueryOptions) -> SongDecision:
         started = time.perf_counter()
         preds, scores = [], []
-        for batch in iter_song_blocks(path, self.embedder.feature_config, logmel=self._front):
+        for batch in self.embedder.iter_blocks(path):
             logits = self.embedder.logits(batch.blocks, batch_size=options.batch_size)  # (n, n_classes)
             probs = np.exp(logits - logits.max(axis=1, keepdims=True))
             probs /= probs.sum(axis=1, keepdims=True)
