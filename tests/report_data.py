@@ -11,8 +11,13 @@ ARTIST20 = ("aerosmith", "beatles", "creedence_clearwater_revival", "cure", "dav
             "depeche_mode", "fleetwood_mac", "garth_brooks", "green_day", "led_zeppelin", "madonna",
             "metallica", "prince", "queen", "radiohead", "roxette", "steely_dan", "suzanne_vega",
             "tori_amos", "u2")
+PAPER_AND_BASELINES = ("crnn", "attcrnn", "attcrnn-knn", "crnn-knn", "mfcc-logreg")
+ABLATIONS_RUN = ("voice-no-separation-knn", "voice-no-remix-knn", "voice-no-backend-knn")  # a few of six
+VOICE_METHODS = ("voice", "voice-knn", "ge2e-knn", "voice-knn-clean", *ABLATIONS_RUN)
 # block-level hit rate of each method (song level follows from the vote)
-HIT_RATE = {"crnn": 0.45, "attcrnn": 0.5, "attcrnn-knn": 0.55, "crnn-knn": 0.5, "mfcc-logreg": 0.4}
+HIT_RATE = {"crnn": 0.45, "attcrnn": 0.5, "attcrnn-knn": 0.55, "crnn-knn": 0.5, "mfcc-logreg": 0.4,
+            "voice": 0.55, "voice-knn": 0.6, "ge2e-knn": 0.5, "voice-knn-clean": 0.75,
+            "voice-no-separation-knn": 0.4, "voice-no-remix-knn": 0.55, "voice-no-backend-knn": 0.5}
 
 
 def noisy(truth: np.ndarray, singers: tuple[str, ...], hit: float, rng: np.random.Generator) -> np.ndarray:
@@ -22,7 +27,7 @@ def noisy(truth: np.ndarray, singers: tuple[str, ...], hit: float, rng: np.rando
 
 
 def dataset(key: str, singers: tuple[str, ...], seeds: tuple[int, ...], *, songs_per_singer: int = 3,
-            blocks_per_song: int = 8, methods=tuple(HIT_RATE), error: str | None = None,
+            blocks_per_song: int = 8, methods=PAPER_AND_BASELINES, error: str | None = None,
             split_rule: str = "album split 4/1/1 per artist (paper §3.1)") -> DatasetResult:
     runs, counts, timings = [], [], []
     for seed in seeds:
@@ -55,19 +60,39 @@ def dataset(key: str, singers: tuple[str, ...], seeds: tuple[int, ...], *, songs
                          counts=tuple(counts), timings=tuple(timings), error=error)
 
 
-def multi_dataset_results() -> EvaluationResults:
-    """artist20 (20 singers, 3 seeds, all methods), singer32 failed, synthetic (6 singers, 2 seeds)."""
+def multi_dataset_results(*, voice: bool = True) -> EvaluationResults:
+    """artist20 (20 singers, 3 seeds, the paper's methods and baselines), singer32 failed,
+    synthetic (6 singers, 2 seeds; with ``voice`` also our voice methods, GE2E and 3 ablations)."""
     return EvaluationResults(
         datasets=(
             dataset("artist20", ARTIST20, (0, 21, 42)),
             DatasetResult(key="singer32", split_rule="8:1:1 per singer (paper §3.1)", seeds=(0, 21, 42),
                           error="singer32: /data/singer32 matches no known layout"),
             dataset("synthetic", tuple(f"singer{i:02d}" for i in range(6)), (0, 1),
+                    methods=PAPER_AND_BASELINES + (VOICE_METHODS if voice else ()),
                     split_rule="album split 4/1/1 per singer (synthetic corpus)"),
         ),
         config={"feature": {"sample_rate": 16000, "n_mels": 128}, "k": 11},
         generated_at="2026-01-01T00:00:00+00:00",
     )
+
+
+def exact_run(method: str, seed: int, singers: tuple[str, ...], n_songs: int, n_right: int) -> RunResult:
+    """A run whose first ``n_right`` of ``n_songs`` one-block songs are right, the rest wrong:
+    song and block accuracy are exactly ``n_right / n_songs``."""
+    truth = np.array([singers[i % len(singers)] for i in range(n_songs)], dtype=object)
+    wrong = np.array([singers[(i + 1) % len(singers)] for i in range(n_songs)], dtype=object)
+    pred = Predictions(truth, np.where(np.arange(n_songs) < n_right, truth, wrong))
+    return RunResult(method, seed, song=pred, block=pred)
+
+
+def ablation_dataset(right: dict[str, dict[int, int]], *, n_songs: int = 20, key: str = "synthetic",
+                     split_rule: str = "album split 4/1/1 per singer (synthetic corpus)") -> DatasetResult:
+    """A dataset with exact accuracies: ``right[method][seed]`` = songs right out of ``n_songs``."""
+    singers = ("s0", "s1", "s2", "s3")
+    runs = [exact_run(method, seed, singers, n_songs, n) for method, by_seed in right.items()
+            for seed, n in by_seed.items()]
+    return DatasetResult(key=key, split_rule=split_rule, seeds=(0, 1), singers=singers, runs=tuple(runs))
 
 
 def timbre_sample(dataset_key: str, singers: tuple[str, ...], *, per_singer: int = 30, d: int = 32, noise: float = 0.35,

@@ -10,10 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from report_data import ARTIST20, multi_dataset_results, timbre_sample
+from report_data import ARTIST20, ablation_dataset, multi_dataset_results, timbre_sample
 from singerid.errors import ArtefactError, ParameterError
-from singerid.evaluation import TimbreSample, validate_report, write_reports
+from singerid.evaluation import EvaluationResults, TimbreSample, validate_report, write_reports
 from singerid.evaluation.figures import sample_timbre, singer_styles
+from singerid.evaluation.report_html import html_table, render_html
+from singerid.evaluation.report_md import ABLATION_SECTION
+from singerid.evaluation.summary import summarise, summarise_dataset
+from singerid.evaluation.tables import ablation_table
 
 SYNTHETIC = tuple(f"singer{i:02d}" for i in range(6))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -40,8 +44,9 @@ def test_html_is_one_self_contained_file_with_embedded_pngs(written):
     assert "<script" not in text and "<link" not in text and "url(" not in text
     sources = re.findall(r'src="([^"]*)"', text)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
-    # artist20 and synthetic: 5 song-level confusions + attcrnn-knn block level + K curve + F1 bars; 1 timbre map
-    assert len(sources) == 2 * (5 + 1 + 1 + 1) + 1
+    # song-level confusions (artist20: 5 methods; synthetic: 5 + voice, voice-knn, ge2e-knn, voice-knn-clean,
+    # none for the ablation methods) + attcrnn-knn block level + K curve + F1 bars each; 1 timbre map
+    assert len(sources) == (5 + 1 + 1 + 1) + (9 + 1 + 1 + 1) + 1
     for src in sources:
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
 
@@ -54,6 +59,8 @@ def test_html_has_the_tables_figures_and_the_failed_dataset(written):
     assert "block-level confusion matrix of Attention-CRNN-KNN, as the paper&#x27;s Fig. 3" in text
     assert "synthetic: timbre map of singers" in text
     assert "Per-singer F1 — artist20" in text and "Accuracy vs K — artist20" in text
+    assert "song-level confusion matrix of Voice-AttCRNN-KNN (ours)" in text
+    assert "confusion matrix of - separation" not in text  # ablation methods: their table only
 
 
 def test_a_file_in_the_way_of_the_report_directory_is_a_clear_error(tmp_path):
@@ -94,3 +101,30 @@ def test_timbre_map_is_a_png(tmp_path: Path):
 
     png = timbre_map_png(timbre_sample("synthetic", SYNTHETIC, per_singer=15))
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000
+
+
+def test_ablation_table_in_html_escapes_names_and_caption():
+    ds = ablation_dataset({"voice-knn": {0: 16, 1: 18}, "voice-no-separation-knn": {0: 12, 1: 10}},
+                          split_rule="album split <4/1/1> & co")
+    text = html_table(ablation_table(summarise_dataset(ds)))
+    assert "<caption>synthetic, song level" in text and "album split &lt;4/1/1&gt; &amp; co, seeds 0, 1." in text
+    assert "<4/1/1>" not in text
+    assert ('<th colspan="2"></th><th colspan="2">Song</th><th colspan="1">Block</th><th colspan="2"></th>'
+            in text)
+    assert ('<tr class="ours"><td>- separation (mix input)</td><td>voice-no-separation-knn</td><td>0.55 ± 0.05</td>'
+            in text)
+    assert text.count("<tr class=") == 2 and "<td>-0.30</td></tr>" in text
+
+
+def test_html_shows_the_ablation_table_after_the_main_tables(written):
+    text = written[1].html.read_text(encoding="utf-8")
+    assert text.index("Table 2b — block level") < text.index(f"<h2>{ABLATION_SECTION}</h2>") \
+        < text.index("<h3>Ablation — synthetic</h3>") < text.index("<h2>artist20</h2>")
+    assert "<td>Voice-AttCRNN-KNN (all levers)</td><td>voice-knn</td>" in text
+    assert "Ablation — artist20" not in text
+
+
+def test_html_has_no_ablation_section_when_no_ablation_ran():
+    results = EvaluationResults(datasets=(ablation_dataset({"voice-knn": {0: 16, 1: 18}}),))
+    text = render_html(results, summarise(results))
+    assert "Voice-AttCRNN-KNN (ours)" in text and ABLATION_SECTION not in text

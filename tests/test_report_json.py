@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from report_data import ARTIST20, dataset, multi_dataset_results
+from report_data import ABLATIONS_RUN, ARTIST20, ablation_dataset, dataset, multi_dataset_results
 from singerid.errors import ArtefactError, ParameterError
-from singerid.evaluation import (DatasetResult, EvaluationResults, KAccuracy, Predictions, RunResult,
+from singerid.evaluation import (METHODS, DatasetResult, EvaluationResults, KAccuracy, Predictions, RunResult,
                                  StageTiming, validate_report)
 from singerid.evaluation.report_json import build_report, render_json
-from singerid.evaluation.schema import report_errors
+from singerid.evaluation.schema import V1_METHODS, report_errors
+from singerid.evaluation.summary import ABLATION_LEVERS
+from singerid.evaluation.tables import METHOD_LABELS
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def doc() -> dict:
 
 def test_report_from_hand_made_results_validates(doc):
     validate_report(doc)  # after a JSON round trip
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
     assert list(doc["datasets"]) == ["artist20", "singer32", "synthetic"]
     for name in ("python", "singerid", "numpy", "sklearn", "torch", "faiss"):
         assert name in doc["software"]
@@ -98,14 +100,15 @@ def test_an_out_of_range_metric_is_rejected_with_its_path_and_value(doc):
 
 
 @pytest.mark.parametrize("change, expected", [
-    (lambda d: d.update(schema_version=2), "schema_version must be 1, got 2"),
+    (lambda d: d.update(schema_version=3), "schema_version must be 1 or 2, got 3"),
+    (lambda d: d.update(schema_version=True), "schema_version must be 1 or 2, got True"),
     (lambda d: d["datasets"]["artist20"].pop("split"), "datasets.artist20.split is missing"),
     (lambda d: d["datasets"]["artist20"]["methods"]["mfcc-logreg"].update(
         block=d["datasets"]["artist20"]["methods"]["crnn"]["block"]),
      "datasets.artist20.methods.mfcc-logreg.block must be null: mfcc-logreg has no block level"),
     (lambda d: d["datasets"]["artist20"]["methods"].update(
         knn=d["datasets"]["artist20"]["methods"]["crnn"]),
-     "datasets.artist20.methods keys must be one of crnn, attcrnn, attcrnn-knn, crnn-knn, mfcc-logreg, got 'knn'"),
+     f"datasets.artist20.methods keys must be one of {', '.join(METHODS)}, got 'knn'"),
     (lambda d: d["datasets"]["artist20"]["methods"]["crnn"]["song"]["accuracy"]["per_seed"].update({"7": 0.5}),
      "datasets.artist20.methods.crnn.song.accuracy.per_seed keys must be seeds of split.seeds [0, 21, 42], got '7'"),
     (lambda d: d["datasets"]["artist20"]["methods"]["crnn"]["song"]["recall"].update(mean=0.0),
@@ -119,6 +122,26 @@ def test_an_out_of_range_metric_is_rejected_with_its_path_and_value(doc):
     (lambda d: d["datasets"]["artist20"]["timings"].update(total_seconds=1.0),
      "datasets.artist20.timings.total_seconds must equal the sum of the stages"),
     (lambda d: d.update(extra=1), "report.extra is not a known key"),
+    (lambda d: d["datasets"]["synthetic"].pop("ablation"), "datasets.synthetic.ablation is missing"),
+    (lambda d: d["datasets"]["synthetic"].update(ablation=None),
+     "datasets.synthetic.ablation must be a list with one row per method, in order: voice-knn, "
+     "voice-no-separation-knn, voice-no-remix-knn, voice-no-backend-knn, got None"),
+    (lambda d: d["datasets"]["artist20"].update(ablation=[]),
+     "datasets.artist20.ablation must be null when no ablation method ran, got list"),
+    (lambda d: d["datasets"]["synthetic"]["ablation"].reverse(),
+     "datasets.synthetic.ablation must be a list with one row per method, in order: voice-knn, "),
+    (lambda d: d["datasets"]["synthetic"]["ablation"][1].update(lever="remix"),
+     "datasets.synthetic.ablation[1].lever must be 'input', got 'remix'"),
+    (lambda d: d["datasets"]["synthetic"]["ablation"][0].update(lever="input"),
+     "datasets.synthetic.ablation[0].lever must be null for the full configuration, got 'input'"),
+    (lambda d: d["datasets"]["synthetic"]["ablation"][2]["song_accuracy"].update(mean=0.0),
+     "datasets.synthetic.ablation[2].song_accuracy.mean must equal the method's mean"),
+    (lambda d: d["datasets"]["synthetic"]["ablation"][2]["block_accuracy"].update(n_seeds=3),
+     "datasets.synthetic.ablation[2].block_accuracy.n_seeds must equal the method's number of seeds (2), got 3"),
+    (lambda d: d["datasets"]["synthetic"]["ablation"][3].update(delta_song_accuracy=0.5),
+     "datasets.synthetic.ablation[3].delta_song_accuracy must be the mean paired difference of song accuracy"),
+    (lambda d: d["datasets"]["synthetic"]["ablation"][0].update(delta_song_accuracy=0.0),
+     "datasets.synthetic.ablation[0].delta_song_accuracy must be null without seeds shared"),
 ])
 def test_invalid_reports_are_rejected_with_a_clear_message(doc, change, expected):
     errors = report_errors(_mutated(doc, change))
@@ -130,7 +153,7 @@ def test_more_than_one_problem_is_counted_in_the_message(doc):
     def change(d):
         d["schema_version"] = 0
         d["generated_at"] = ""
-    with pytest.raises(ArtefactError, match=r"schema_version must be 1, got 0 \(and 1 more problem\(s\)\)"):
+    with pytest.raises(ArtefactError, match=r"schema_version must be 1 or 2, got 0 \(and 1 more problem\(s\)\)"):
         validate_report(_mutated(doc, change))
 
 
@@ -184,3 +207,82 @@ def test_counts_and_timings_must_name_seeds_of_the_dataset():
         DatasetResult("a20", "album split", (0,), error="x", timings=(StageTiming("train", 1.0, 5),))
     with pytest.raises(ParameterError, match=r"split must be one of .*, got 'dev'"):
         SplitCount(0, "dev", 1, 1)
+
+
+# --- the ablation section (schema version 2) and version-1 reports ---------------------------------------
+
+def test_ablation_section_mirrors_the_table_and_the_method_entries(doc):
+    assert doc["datasets"]["artist20"]["ablation"] is None  # no ablation method ran there
+    assert doc["datasets"]["singer32"]["ablation"] is None
+    methods = doc["datasets"]["synthetic"]["methods"]
+    rows = doc["datasets"]["synthetic"]["ablation"]
+    assert [r["method"] for r in rows] == ["voice-knn", *ABLATIONS_RUN]
+    assert [r["lever"] for r in rows] == [None, "input", "remix", "backend"]
+    assert [r["label"] for r in rows] == ["Voice-AttCRNN-KNN (all levers)", *(METHOD_LABELS[m] for m in ABLATIONS_RUN)]
+    full = methods["voice-knn"]["song"]["accuracy"]["per_seed"]
+    for row in rows:
+        m = methods[row["method"]]
+        for key, level, metric in (("song_accuracy", "song", "accuracy"), ("song_f1", "song", "f1"),
+                                   ("block_accuracy", "block", "accuracy")):
+            agg = m[level][metric]
+            assert row[key] == {"mean": agg["mean"], "std": agg["std"], "n_seeds": 2}
+        if row["lever"] is None:
+            assert row["delta_song_accuracy"] is None
+        else:
+            ours = m["song"]["accuracy"]["per_seed"]
+            assert row["delta_song_accuracy"] == pytest.approx(np.mean([ours[s] - full[s] for s in ("0", "1")]))
+
+
+def test_ablation_deltas_in_json_are_exact_and_paired():
+    ds = ablation_dataset({"voice-knn": {0: 16, 1: 18}, "voice-no-separation-knn": {0: 12, 1: 10},
+                           "voice-with-adversary-knn": {0: 16}, "voice-softmax-head-knn": {1: 19}})
+    rows = json.loads(render_json(build_report(EvaluationResults(datasets=(ds,)))))["datasets"]["synthetic"]["ablation"]
+    assert [(r["method"], r["lever"]) for r in rows] == [
+        ("voice-knn", None), ("voice-no-separation-knn", "input"), ("voice-softmax-head-knn", "head"),
+        ("voice-with-adversary-knn", "album_adversary")]
+    assert rows[0]["song_accuracy"] == {"mean": pytest.approx(0.85), "std": pytest.approx(0.05), "n_seeds": 2}
+    assert [r["delta_song_accuracy"] for r in rows] == [None, pytest.approx(-0.3), pytest.approx(0.05),
+                                                       pytest.approx(0.0)]
+    assert rows[3]["song_accuracy"] == {"mean": 0.8, "std": 0.0, "n_seeds": 1}
+
+
+def test_ablation_without_the_full_configuration_has_null_numbers_for_it():
+    ds = ablation_dataset({"voice-no-backend-knn": {0: 10, 1: 12}})
+    rows = build_report(EvaluationResults(datasets=(ds,)))["datasets"]["synthetic"]["ablation"]
+    assert rows[0] == {"method": "voice-knn", "label": "Voice-AttCRNN-KNN (all levers)", "lever": None,
+                       "song_accuracy": None, "song_f1": None, "block_accuracy": None, "delta_song_accuracy": None}
+    assert rows[1]["delta_song_accuracy"] is None and rows[1]["song_accuracy"]["n_seeds"] == 2
+
+
+def test_every_ablation_method_has_a_lever():
+    from singerid.evaluation.results import ABLATION_METHODS
+
+    assert set(ABLATION_LEVERS) == set(ABLATION_METHODS)
+    assert set(ABLATION_LEVERS.values()) == {"input", "remix", "gain_tilt", "head", "backend", "album_adversary"}
+
+
+def _as_version_1(doc: dict) -> dict:
+    """``doc`` as a schema-version-1 report: no ablation section, only the methods version 1 knew."""
+    old = copy.deepcopy(doc)
+    old["schema_version"] = 1
+    for ds in old["datasets"].values():
+        del ds["ablation"]
+        ds["methods"] = {name: m for name, m in ds["methods"].items() if name in V1_METHODS}
+    return old
+
+
+def test_a_version_1_report_still_validates_against_its_own_layout(doc):
+    validate_report(_as_version_1(doc))
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda d: d["datasets"]["artist20"].update(ablation=None),
+     "datasets.artist20.ablation is not a known key (known: split, singers, counts, timings, error, methods)"),
+    (lambda d: d["datasets"]["artist20"]["methods"].update(
+        {"voice-knn": d["datasets"]["artist20"]["methods"]["attcrnn-knn"]}),
+     "datasets.artist20.methods keys must be one of crnn, attcrnn, attcrnn-knn, crnn-knn, mfcc-logreg, "
+     "got 'voice-knn'"),
+])
+def test_a_version_1_report_with_version_2_content_is_rejected(doc, change, expected):
+    errors = report_errors(_mutated(_as_version_1(doc), change))
+    assert errors and errors[0].startswith(expected), errors

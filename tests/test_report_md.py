@@ -6,11 +6,13 @@ import re
 
 import pytest
 
-from report_data import ARTIST20, dataset, multi_dataset_results
+from report_data import ABLATIONS_RUN, ARTIST20, ablation_dataset, dataset, multi_dataset_results
 from singerid.evaluation import EvaluationResults, format_summary
 from singerid.evaluation.paper import TABLE1
-from singerid.evaluation.report_md import render_markdown
-from singerid.evaluation.summary import summarise
+from singerid.evaluation.report_md import ABLATION_SECTION, render_markdown
+from singerid.evaluation.results import ABLATION_METHODS
+from singerid.evaluation.summary import summarise, summarise_dataset
+from singerid.evaluation.tables import METHOD_LABELS, ablation_table, fmt, fmt_delta
 
 TABLE1_HEADER = ("| Method | Source | Accuracy A20 | Accuracy S32 | Accuracy S60 | Precision A20 | Precision S32 "
                  "| Precision S60 | Recall A20 | Recall S32 | Recall S60 | F1 A20 | F1 S32 | F1 S60 |")
@@ -134,8 +136,8 @@ def test_detail_sections_accuracy_vs_k_per_singer_counts_timings(md):
     assert "| train attcrnn | – | 12.5 | 33.5 | 54.5 | 100.5 |" in timings
 
 
-def test_format_summary_is_a_compact_table_per_dataset(results):
-    text = format_summary(results)
+def test_format_summary_is_a_compact_table_per_dataset():
+    text = format_summary(multi_dataset_results(voice=False))  # the paper's methods and the baselines
     lines = text.splitlines()
     assert lines[0] == "artist20: album split 4/1/1 per artist (paper §3.1); seeds 0,21,42"
     assert lines[1].split() == ["method", "song", "acc", "song", "P", "song", "R", "song", "F1",
@@ -162,3 +164,136 @@ def test_without_artist20_the_notes_do_not_claim_an_artist20_split():
     md = render_markdown(results, summarise(results))
     assert "artist20 was not run here" in md and "Ours use the album split" not in md
     assert "- synthetic: no mfcc-logreg baseline was run" in md
+
+
+# --- our voice embedder: extra rows, the ablation table, the verdict against MFCC and GE2E ------------------
+
+VOICE_EXTRAS = ("Voice-AttCRNN (ours, softmax) †", "Voice-AttCRNN-KNN (ours) †", "GE2E-KNN (Resemblyzer) †",
+                "Voice-AttCRNN-KNN, clean voice stems (ceiling) †")
+EXACT = {"voice-knn": {0: 16, 1: 18}, "voice-no-separation-knn": {0: 12, 1: 10},
+         "voice-no-remix-knn": {0: 17, 1: 19}, "voice-with-adversary-knn": {0: 16}}  # songs right of 20
+
+
+def test_table1_has_no_all_dash_rows_for_methods_that_did_not_run(md):
+    for title in ("## Table 1 — song level", "## Table 2 — block level"):
+        rows = _rows(_section(md, title))
+        for label in VOICE_EXTRAS:  # the voice methods ran on the synthetic corpus only
+            assert (label, "ours") not in rows
+        for (label, source), cells in rows.items():
+            if label.endswith(" †"):
+                assert set(cells) != {"–"}, label
+        assert ("CRNN-KNN †", "ours") in rows and ("MFCC + LogReg †", "ours") in rows
+
+
+def test_paper_rows_stay_when_nothing_of_the_paper_ran():
+    ds = dataset("artist20", ARTIST20[:4], (0,), methods=("voice-knn",))
+    rows = _rows(_section(render_markdown(EvaluationResults(datasets=(ds,)),
+                                          summarise(EvaluationResults(datasets=(ds,)))), "## Table 1 — song level"))
+    assert list(rows)[:8] == [("i-vector", "paper"), ("SVS-SID", "paper"), ("CRNN", "ours"), ("CRNN", "paper"),
+                              ("Attention-CRNN", "ours"), ("Attention-CRNN", "paper"),
+                              ("Attention-CRNN-KNN", "ours"), ("Attention-CRNN-KNN", "paper")]
+    assert rows[("CRNN", "ours")] == ["–"] * 12  # the paper's own rows are kept, run or not
+    assert [key for key in rows if key[0].endswith(" †")] == [("Voice-AttCRNN-KNN (ours) †", "ours")]
+
+
+def test_other_datasets_table_has_the_voice_rows_but_never_the_ablations(md):
+    for title in ("## Table 1b — song level", "## Table 2b — block level"):
+        rows = _rows(_section(md, title))
+        for label in VOICE_EXTRAS:
+            assert (label, "ours") in rows
+        for method in ABLATION_METHODS:
+            assert not any(label.startswith(METHOD_LABELS[method]) for label, _ in rows), method
+
+
+def test_ablation_table_rows_and_signed_deltas_are_exact():
+    s = summarise_dataset(ablation_dataset(EXACT))
+    table = ablation_table(s)
+    assert table.columns == ("Lever flipped", "Method", "accuracy", "F1", "accuracy", "Seeds", "Δ song accuracy")
+    assert table.groups == (("", 2), ("Song", 2), ("Block", 1), ("", 2))
+    assert [row[:3] for row in table.rows] == [
+        ("Voice-AttCRNN-KNN (all levers)", "voice-knn", "0.85 ± 0.05"),
+        ("- separation (mix input)", "voice-no-separation-knn", "0.55 ± 0.05"),
+        ("- shuffle-and-remix", "voice-no-remix-knn", "0.90 ± 0.05"),
+        ("+ album adversary", "voice-with-adversary-knn", "0.80"),  # one seed: the value alone
+    ]
+    assert [row[5:] for row in table.rows] == [("2", "ref."), ("2", "-0.30"), ("2", "+0.05"), ("1", "+0.00")]
+    for row in table.rows:  # song F1 and block accuracy as the other tables format them
+        m = s.method(row[1])
+        assert row[3:5] == (fmt(m.song.f1), fmt(m.block.accuracy))
+    assert table.caption.startswith("synthetic, song level (majority vote of 1-s blocks) and block level: "
+                                    "each row after the first flips one lever of the full configuration")
+    assert table.caption.endswith("album split 4/1/1 per singer (synthetic corpus), seeds 0, 1.")
+
+
+def test_ablation_deltas_are_paired_over_the_seeds_both_ran():
+    s = summarise_dataset(ablation_dataset({"voice-knn": {1: 18}, "voice-no-remix-knn": {0: 10, 1: 14}}))
+    assert [row[-1] for row in ablation_table(s).rows] == ["ref.", "-0.20"]  # seed 1 only: 0.70 - 0.90
+
+
+def test_ablation_without_the_full_configuration_shows_dashes_not_deltas():
+    s = summarise_dataset(ablation_dataset({"voice-no-backend-knn": {0: 10, 1: 12}}))
+    f1 = fmt(s.method("voice-no-backend-knn").song.f1)
+    assert ablation_table(s).rows == (
+        ("Voice-AttCRNN-KNN (all levers)", "voice-knn", "–", "–", "–", "–", "ref."),
+        ("- LDA/WCCN back end", "voice-no-backend-knn", "0.55 ± 0.05", f1, "0.55 ± 0.05", "2", "–"))
+
+
+def test_no_ablation_table_where_no_ablation_method_ran(md):
+    assert ablation_table(summarise_dataset(ablation_dataset({"voice-knn": {0: 16, 1: 18}}))) is None
+    assert md.count("### Ablation — ") == 1 and "### Ablation — artist20" not in md
+    md_old = render_markdown(results := multi_dataset_results(voice=False), summarise(results))
+    assert ABLATION_SECTION not in md_old
+
+
+def test_markdown_shows_the_ablation_table_after_the_main_tables(md, results):
+    assert md.index("## Table 2b — block level") < md.index(f"## {ABLATION_SECTION}") < md.index("## Accuracy vs K")
+    section = _section(md, f"## {ABLATION_SECTION}")
+    assert "### Ablation — synthetic" in section
+    assert ("| Lever flipped | Method | Song accuracy | Song F1 | Block accuracy | Seeds | Δ song accuracy |"
+            in section)
+    s = summarise(results)[2]
+    full = s.method("voice-knn").song.accuracy
+    rows = _rows(section)
+    del rows[("Lever flipped", "Method")]  # the header
+    assert list(rows) == [("Voice-AttCRNN-KNN (all levers)", "voice-knn"),
+                          *((METHOD_LABELS[m], m) for m in ABLATIONS_RUN)]
+    for method in ABLATIONS_RUN:
+        acc = s.method(method).song.accuracy
+        delta = sum(v - dict(full.per_seed)[seed] for seed, v in acc.per_seed) / 2
+        assert rows[(METHOD_LABELS[method], method)] == [fmt(acc), fmt(s.method(method).song.f1),
+                                                          fmt(s.method(method).block.accuracy), "2", fmt_delta(delta)]
+
+
+def test_ablation_methods_stay_out_of_the_k_and_per_singer_tables(md):
+    for title in ("## Accuracy vs K", "## Per-singer F1 (song level)"):
+        section = _section(md, title)
+        assert "Voice-AttCRNN-KNN (ours)" in section
+        for method in ABLATIONS_RUN:
+            assert METHOD_LABELS[method] not in section
+
+
+def test_fmt_delta_is_signed():
+    assert [fmt_delta(x) for x in (-0.123, 0.031, 0.0, -0.001, None)] == ["-0.12", "+0.03", "+0.00", "+0.00", "–"]
+
+
+def test_notes_say_whether_the_voice_embedder_beats_mfcc_and_ge2e(md, results):
+    s = summarise(results)[2]
+    voice, mfcc, ge2e = (s.method(m).song.f1 for m in ("voice-knn", "mfcc-logreg", "ge2e-knn"))
+    verdicts = _section(md, "## Do the deep models beat the simple baseline?")
+    line = next(x for x in verdicts.splitlines() if x.startswith("- synthetic, our voice embedder"))
+    assert line.startswith("- synthetic, our voice embedder, song-level macro F1 on the same split "
+                           "(album split 4/1/1 per singer (synthetic corpus); seeds 0, 1): Voice-AttCRNN-KNN (ours) ")
+    for rival, f1 in (("MFCC + LogReg", mfcc), ("GE2E-KNN", ge2e)):
+        word = "beats" if voice.mean > f1.mean else "does NOT beat"
+        assert f"{word} {rival} ({voice.mean:.2f} vs {f1.mean:.2f}" in line
+    assert "artist20, our voice embedder" not in verdicts  # voice-knn did not run there
+    for method in ABLATION_METHODS:  # the ablation table compares those with voice-knn
+        assert METHOD_LABELS[method] not in verdicts
+
+
+def test_the_voice_verdict_says_when_a_rival_was_not_run():
+    ds = ablation_dataset({"voice-knn": {0: 16, 1: 18}, "ge2e-knn": {0: 18, 1: 18}})
+    md = render_markdown(EvaluationResults(datasets=(ds,)), summarise(EvaluationResults(datasets=(ds,))))
+    assert "- synthetic: no mfcc-logreg baseline was run" in md
+    assert ("seeds 0, 1): Voice-AttCRNN-KNN (ours) does NOT beat GE2E-KNN (0.85 vs 0.90, within one std over seeds); "
+            "MFCC + LogReg was not run, so not compared.") in md

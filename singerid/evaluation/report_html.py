@@ -1,6 +1,6 @@
 """report.html: one self-contained page (inline CSS, figures as base64 PNG, no links, no
-scripts) with the tables of report.md and the figures: confusion matrices, accuracy vs K,
-per-singer F1 and the timbre map of singers."""
+scripts) with the tables of report.md (the ablation included) and the figures: confusion
+matrices, accuracy vs K, per-singer F1 and the timbre map of singers."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from singerid.evaluation import figures
 from singerid.evaluation.notes import baseline_verdicts, failure_notes, reading_notes
-from singerid.evaluation.report_md import main_tables
-from singerid.evaluation.results import EvaluationResults, TimbreSample
+from singerid.evaluation.report_md import ABLATION_SECTION, ablation_tables, main_tables
+from singerid.evaluation.results import ABLATION_METHODS, EvaluationResults, TimbreSample
 from singerid.evaluation.summary import DatasetSummary
 from singerid.evaluation.tables import (METHOD_LABELS, Table, accuracy_vs_k_table, counts_table,
                                         per_singer_table, timings_table)
@@ -51,6 +51,11 @@ def render_html(results: EvaluationResults, summaries: tuple[DatasetSummary, ...
         parts += ["<h2>Failed datasets</h2>", _list(failures, css="error")]
     for table in main_tables(summaries):
         parts += [f"<h2>{e(table.title)}</h2>", html_table(table)]
+    ablations = ablation_tables(summaries)
+    if ablations:
+        parts.append(f"<h2>{e(ABLATION_SECTION)}</h2>")
+        for table in ablations:
+            parts += [f"<h3>{e(table.title)}</h3>", html_table(table)]
     for s in summaries:
         parts += _dataset_section(s, [t for t in timbre if t.dataset == s.key])
     orphans = [t for t in timbre if t.dataset not in {s.key for s in summaries}]
@@ -79,7 +84,7 @@ def _dataset_section(s: DatasetSummary, samples: list[TimbreSample]) -> list[str
     if s.result.error:
         out.append(f'<p class="error">Dataset failed: {e(s.result.error)}</p>')
     singers = s.result.singers
-    for m in s.methods:
+    for m in (m for m in s.methods if m.method not in ABLATION_METHODS):  # those have their own table
         name = METHOD_LABELS[m.method]
         out.append(_figure(figures.confusion_png(m.confusion_song, singers,
                                                  title=f"{s.key}, {name}: song-level confusion (seeds summed)"),

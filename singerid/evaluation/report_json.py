@@ -1,4 +1,4 @@
-"""report.json: the machine-readable report (schema version 1, docs/report-schema.md)."""
+"""report.json: the machine-readable report (schema version 2, docs/report-schema.md)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 from singerid.evaluation.metrics import Aggregate
 from singerid.evaluation.results import KNN_METHODS, EvaluationResults
 from singerid.evaluation.schema import SCHEMA_VERSION, validate_report
-from singerid.evaluation.summary import (METRICS, DatasetSummary, LevelSummary, MethodSummary,
-                                         SingerSummary, summarise)
+from singerid.evaluation.summary import (METRICS, AblationRow, DatasetSummary, LevelSummary, MethodSummary,
+                                         SingerSummary, ablation_rows, summarise)
+from singerid.evaluation.tables import FULL_CONFIGURATION_LABEL, METHOD_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def _dataset(s: DatasetSummary) -> dict[str, Any]:
     for c in ds.counts:
         counts.setdefault(str(c.seed), {})[c.split] = {"songs": c.n_songs, "blocks": c.n_blocks}
     stages = [{"stage": t.stage, "seed": t.seed, "seconds": float(t.seconds)} for t in ds.timings]
+    ablation = ablation_rows(s)
     return {
         "split": {"rule": ds.split_rule, "seeds": list(ds.seeds)},
         "singers": list(ds.singers),
@@ -79,6 +81,7 @@ def _dataset(s: DatasetSummary) -> dict[str, Any]:
         "timings": {"stages": stages, "total_seconds": float(sum(st["seconds"] for st in stages))},
         "error": ds.error,
         "methods": {m.method: _method(m) for m in s.methods},
+        "ablation": [_ablation(row) for row in ablation] if ablation else None,
     }
 
 
@@ -94,6 +97,22 @@ def _method(m: MethodSummary) -> dict[str, Any]:
         "accuracy_vs_k": ([{"k": p.k, "song": _agg(p.song), "block": _agg(p.block)} for p in m.accuracy_vs_k]
                           if m.method in KNN_METHODS else None),
     }
+
+
+def _ablation(row: AblationRow) -> dict[str, Any]:
+    return {
+        "method": row.method,
+        "label": FULL_CONFIGURATION_LABEL if row.lever is None else METHOD_LABELS[row.method],
+        "lever": row.lever,
+        "song_accuracy": _stat(row.song_accuracy),
+        "song_f1": _stat(row.song_f1),
+        "block_accuracy": _stat(row.block_accuracy),
+        "delta_song_accuracy": row.delta_song_accuracy,
+    }
+
+
+def _stat(agg: Aggregate | None) -> dict[str, Any] | None:
+    return None if agg is None else {"mean": agg.mean, "std": agg.std, "n_seeds": agg.n_seeds}
 
 
 def _level(level: LevelSummary) -> dict[str, Any]:

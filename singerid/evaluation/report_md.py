@@ -1,13 +1,16 @@
 """report.md: the paper's Table 1 with our numbers beside the published ones, plus block
-level, accuracy vs K, per-singer F1, counts and timings, as GitHub-flavoured Markdown."""
+level, the ablation of our voice embedder, accuracy vs K, per-singer F1, counts and timings,
+as GitHub-flavoured Markdown."""
 
 from __future__ import annotations
 
 from singerid.evaluation.notes import baseline_verdicts, failure_notes, reading_notes
 from singerid.evaluation.results import PAPER_DATASETS, EvaluationResults
 from singerid.evaluation.summary import DatasetSummary
-from singerid.evaluation.tables import (Table, accuracy_vs_k_table, counts_table, metric_table,
+from singerid.evaluation.tables import (Table, ablation_table, accuracy_vs_k_table, counts_table, metric_table,
                                         per_singer_table, timings_table)
+
+ABLATION_SECTION = "Ablation: one lever of Voice-AttCRNN-KNN flipped"
 
 
 def main_tables(summaries: tuple[DatasetSummary, ...]) -> list[Table]:
@@ -23,6 +26,11 @@ def main_tables(summaries: tuple[DatasetSummary, ...]) -> list[Table]:
         tables.append(metric_table(summaries, "block", datasets=other,
                                    title=f"Table 2b — block level, other datasets ({', '.join(other)})"))
     return tables
+
+
+def ablation_tables(summaries: tuple[DatasetSummary, ...]) -> list[Table]:
+    """The ablation table of each dataset where an ablation method ran (may be empty)."""
+    return [t for t in (ablation_table(s) for s in summaries) if t is not None]
 
 
 def detail_tables(summaries: tuple[DatasetSummary, ...]) -> dict[str, list[Table]]:
@@ -51,6 +59,11 @@ def render_markdown(results: EvaluationResults, summaries: tuple[DatasetSummary,
         out += ["## Failed datasets", ""] + [f"- {line}" for line in failures] + [""]
     for table in main_tables(summaries):
         out += _section(table, "##")
+    ablations = ablation_tables(summaries)
+    if ablations:
+        out += [f"## {ABLATION_SECTION}", ""]
+        for table in ablations:
+            out += _section(table, "###")
     for title, tables in detail_tables(summaries).items():
         if tables:
             out += [f"## {title}", ""]

@@ -1,4 +1,4 @@
-"""The report.json schema (version 1) and a small explicit validator.
+"""The report.json schema (version 2; version 1 still read) and a small explicit validator.
 
 The schema is documented in docs/report-schema.md; this module is its executable form.
 ``validate_report`` is called by the writer before anything is written, and by the tests.
@@ -13,11 +13,16 @@ import re
 from typing import Any
 
 from singerid.errors import ArtefactError
-from singerid.evaluation.results import KNN_METHODS, METHODS, SONG_ONLY_METHODS
+from singerid.evaluation.results import ABLATION_METHODS, KNN_METHODS, METHODS, SONG_ONLY_METHODS
+from singerid.evaluation.summary import ABLATION_LEVERS, ABLATION_REFERENCE
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the voice, GE2E and ablation methods, and datasets.<d>.ablation
+KNOWN_VERSIONS = (1, 2)  # what validate_report accepts; each is checked against its own layout
+V1_METHODS = ("crnn", "attcrnn", "attcrnn-knn", "crnn-knn", "mfcc-logreg")  # the methods of version 1
 TOP_KEYS = ("schema_version", "generated_at", "software", "config", "datasets")
-DATASET_KEYS = ("split", "singers", "counts", "timings", "error", "methods")
+DATASET_KEYS = ("split", "singers", "counts", "timings", "error", "methods", "ablation")
+ABLATION_KEYS = ("method", "label", "lever", "song_accuracy", "song_f1", "block_accuracy", "delta_song_accuracy")
+STAT_KEYS = ("mean", "std", "n_seeds")
 METHOD_KEYS = ("seeds", "block", "song", "per_singer", "confusion", "accuracy_vs_k")
 LEVEL_KEYS = ("n_items", "accuracy", "precision", "recall", "f1")
 AGG_KEYS = ("mean", "std", "per_seed")
@@ -29,7 +34,7 @@ _MEAN_TOLERANCE = 1e-9
 
 
 def validate_report(doc: Any) -> None:
-    """Check ``doc`` (a parsed report.json) against schema version 1.
+    """Check ``doc`` (a parsed report.json) against the layout of its schema version (1 or 2).
 
     Raises: ArtefactError naming the first bad value's path (and how many more there are).
     """
@@ -49,6 +54,7 @@ def report_errors(doc: Any) -> list[str]:
 class _Validator:
     def __init__(self) -> None:
         self.errors: list[str] = []
+        self.version = SCHEMA_VERSION  # the layout checked: the document's own, when known
 
     def fail(self, path: str, rule: str, value: Any) -> None:
         shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
@@ -93,8 +99,11 @@ class _Validator:
     def report(self, doc: Any) -> None:
         if not self.obj(doc, "report", TOP_KEYS):
             return
-        if doc["schema_version"] != SCHEMA_VERSION:
-            self.fail("schema_version", f"must be {SCHEMA_VERSION}", doc["schema_version"])
+        declared = doc["schema_version"]
+        if isinstance(declared, int) and not isinstance(declared, bool) and declared in KNOWN_VERSIONS:
+            self.version = declared
+        else:
+            self.fail("schema_version", f"must be {' or '.join(map(str, KNOWN_VERSIONS))}", declared)
         self.text(doc["generated_at"], "generated_at")
         if isinstance(doc["software"], dict):
             for name, version in doc["software"].items():
@@ -114,7 +123,7 @@ class _Validator:
             self.dataset(ds, f"datasets.{key}")
 
     def dataset(self, ds: Any, path: str) -> None:
-        if not self.obj(ds, path, DATASET_KEYS):
+        if not self.obj(ds, path, DATASET_KEYS if self.version >= 2 else DATASET_KEYS[:-1]):
             return
         seeds: list[int] = []
         if self.obj(ds["split"], f"{path}.split", ("rule", "seeds")):
@@ -137,11 +146,14 @@ class _Validator:
             self.fail(f"{path}.methods", "must not be empty unless error is set", methods)
         if methods and not singers:
             self.fail(f"{path}.singers", "must list the singers when methods have results", singers)
+        known = METHODS if self.version >= 2 else V1_METHODS
         for name, method in methods.items():
-            if name not in METHODS:
-                self.fail(f"{path}.methods", f"keys must be one of {', '.join(METHODS)}", name)
+            if name not in known:
+                self.fail(f"{path}.methods", f"keys must be one of {', '.join(known)}", name)
                 continue
             self.method(method, f"{path}.methods.{name}", name, seeds, len(singers))
+        if self.version >= 2:
+            self.ablation(ds["ablation"], f"{path}.ablation", methods)
 
     def seed_list(self, value: Any, path: str, *, allow_empty: bool) -> list[int]:
         ok = isinstance(value, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in value)
@@ -293,3 +305,75 @@ class _Validator:
                 previous = point["k"]
             self.aggregate(point["song"], f"{p}.song", seeds)
             self.aggregate(point["block"], f"{p}.block", seeds)
+
+    # --- the ablation table (version 2) ---------------------------------------------------
+    def ablation(self, rows: Any, path: str, methods: dict) -> None:
+        """Rows mirror the report's ablation table and must agree with ``methods``."""
+        ran = [m for m in ABLATION_METHODS if m in methods]
+        if not ran:
+            if rows is not None:
+                self.fail(path, "must be null when no ablation method ran", rows)
+            return
+        expected = [ABLATION_REFERENCE, *ran]
+        names = [row.get("method") for row in rows if isinstance(row, dict)] if isinstance(rows, list) else None
+        if names != expected or len(rows) != len(expected):
+            self.fail(path, f"must be a list with one row per method, in order: {', '.join(expected)}", rows)
+            return
+        full = _song_accuracy(methods.get(ABLATION_REFERENCE))
+        for i, (name, row) in enumerate(zip(names, rows)):
+            p = f"{path}[{i}]"
+            if not self.obj(row, p, ABLATION_KEYS):
+                continue
+            self.text(row["label"], f"{p}.label")
+            lever = ABLATION_LEVERS.get(name)
+            if row["lever"] != lever:
+                self.fail(f"{p}.lever", f"must be {lever!r}" if lever else "must be null for the full configuration",
+                          row["lever"])
+            entry = methods.get(name)
+            for key, level, metric in (("song_accuracy", "song", "accuracy"), ("song_f1", "song", "f1"),
+                                       ("block_accuracy", "block", "accuracy")):
+                self.stat(row[key], f"{p}.{key}", _get(entry, level, metric))
+            ours = _song_accuracy(entry) if lever else {}
+            diffs = [ours[seed] - full[seed] for seed in ours if seed in full]
+            self.delta(row["delta_song_accuracy"], f"{p}.delta_song_accuracy", diffs)
+
+    def stat(self, stat: Any, path: str, agg: Any) -> None:
+        """``{mean, std, n_seeds}`` equal to the method's aggregate ``agg``; null when it has none."""
+        if not isinstance(_get(agg, "per_seed"), dict):
+            if stat is not None:
+                self.fail(path, "must be null: the method has no such result", stat)
+            return
+        if not self.obj(stat, path, STAT_KEYS):
+            return
+        if self.integer(stat["n_seeds"], f"{path}.n_seeds", lo=1) and stat["n_seeds"] != len(agg["per_seed"]):
+            self.fail(f"{path}.n_seeds", f"must equal the method's number of seeds ({len(agg['per_seed'])})",
+                      stat["n_seeds"])
+        for key in ("mean", "std"):
+            if self.number(stat[key], f"{path}.{key}", lo=0, hi=1) and isinstance(agg.get(key), (int, float)) \
+                    and abs(stat[key] - agg[key]) > _MEAN_TOLERANCE:
+                self.fail(f"{path}.{key}", f"must equal the method's {key} ({agg[key]:.6g})", stat[key])
+
+    def delta(self, delta: Any, path: str, diffs: list[float]) -> None:
+        """Song accuracy minus the full configuration's, mean over shared seeds; null without any."""
+        if not diffs:
+            if delta is not None:
+                self.fail(path, "must be null without seeds shared with the full configuration", delta)
+            return
+        expected = sum(diffs) / len(diffs)
+        if self.number(delta, path, lo=-1, hi=1) and abs(delta - expected) > _MEAN_TOLERANCE:
+            self.fail(path, f"must be the mean paired difference of song accuracy ({expected:.6g})", delta)
+
+
+def _get(value: Any, *keys: str) -> Any:
+    """``value[k1][k2]...``, or None where a step is not an object or lacks the key."""
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _song_accuracy(method: Any) -> dict[str, float]:
+    """{seed: song accuracy} of a method entry (numbers only; {} when it has none)."""
+    per_seed = _get(method, "song", "accuracy", "per_seed")
+    if not isinstance(per_seed, dict):
+        return {}
+    return {seed: v for seed, v in per_seed.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -14,11 +14,22 @@ import numpy as np
 
 from singerid.evaluation.metrics import (Aggregate, aggregate, confusion, level_metrics,
                                          singer_metrics)
-from singerid.evaluation.results import DatasetResult, EvaluationResults, Predictions
+from singerid.evaluation.results import ABLATION_METHODS, DatasetResult, EvaluationResults, Predictions
 
 log = logging.getLogger(__name__)
 
 METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")  # Table-1 column groups
+ABLATION_REFERENCE = "voice-knn"  # the full configuration every ablation row is compared with
+# The lever each ablation method flips: a key of singerid.embedder.recipes.Recipe.levers().
+ABLATION_LEVERS: dict[str, str] = {
+    "voice-no-separation-knn": "input",
+    "voice-no-remix-knn": "remix",
+    "voice-no-gain-tilt-knn": "gain_tilt",
+    "voice-softmax-head-knn": "head",
+    "voice-no-backend-knn": "backend",
+    "voice-with-adversary-knn": "album_adversary",
+}
+assert set(ABLATION_LEVERS) == set(ABLATION_METHODS), "every ablation method needs its lever"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +98,49 @@ class DatasetSummary:
 
     def method(self, name: str) -> MethodSummary | None:
         return next((m for m in self.methods if m.method == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class AblationRow:
+    """One row of the ablation table: the full configuration, or it with one lever flipped.
+
+    ``lever`` is None for the full configuration (``ABLATION_REFERENCE``). The aggregates are
+    None when the method did not run. ``delta_song_accuracy``: song accuracy minus that of the
+    full configuration, mean over the seeds both completed (paired), in [-1, 1]; None for the
+    full configuration itself and when the two share no seed.
+    """
+
+    method: str
+    lever: str | None
+    song_accuracy: Aggregate | None
+    song_f1: Aggregate | None
+    block_accuracy: Aggregate | None
+    delta_song_accuracy: float | None
+
+
+def ablation_rows(s: DatasetSummary) -> tuple[AblationRow, ...]:
+    """The full configuration, then each ablation method that ran on ``s``; () when none ran."""
+    ran = [m for m in (s.method(name) for name in ABLATION_METHODS) if m is not None]
+    if not ran:
+        return ()
+    full = s.method(ABLATION_REFERENCE)
+    rows = [_ablation_row(ABLATION_REFERENCE, None, full, None)]
+    rows += [_ablation_row(m.method, ABLATION_LEVERS[m.method], m, full) for m in ran]
+    return tuple(rows)
+
+
+def _ablation_row(method: str, lever: str | None, m: MethodSummary | None,
+                  full: MethodSummary | None) -> AblationRow:
+    delta = None
+    if m is not None and full is not None and lever is not None:
+        reference = dict(full.song.accuracy.per_seed)
+        diffs = [value - reference[seed] for seed, value in m.song.accuracy.per_seed if seed in reference]
+        delta = float(np.mean(diffs)) if diffs else None
+    return AblationRow(method=method, lever=lever,
+                       song_accuracy=None if m is None else m.song.accuracy,
+                       song_f1=None if m is None else m.song.f1,
+                       block_accuracy=None if m is None or m.block is None else m.block.accuracy,
+                       delta_song_accuracy=delta)
 
 
 def summarise(results: EvaluationResults) -> tuple[DatasetSummary, ...]:

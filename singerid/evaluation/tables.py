@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from singerid.evaluation.metrics import Aggregate
 from singerid.evaluation.paper import (DATASET_ABBREVIATIONS, FIG3_BLOCK_ACCURACY_A20, PAPER_LEVEL,
                                        TABLE1, published_row)
-from singerid.evaluation.results import K_VALUES, KNN_METHODS, METHODS, PAPER_DATASETS
-from singerid.evaluation.summary import METRICS, DatasetSummary
+from singerid.evaluation.results import ABLATION_METHODS, K_VALUES, KNN_METHODS, METHODS, PAPER_DATASETS
+from singerid.evaluation.summary import ABLATION_REFERENCE, METRICS, DatasetSummary, ablation_rows
 
 DASH = "–"  # not run
 NA = "n/a"  # no such level for this method
@@ -23,8 +23,19 @@ METHOD_LABELS: dict[str, str] = {
     "attcrnn-knn": "Attention-CRNN-KNN",
     "crnn-knn": "CRNN-KNN",
     "mfcc-logreg": "MFCC + LogReg",
+    "voice": "Voice-AttCRNN (ours, softmax)",
+    "voice-knn": "Voice-AttCRNN-KNN (ours)",
+    "ge2e-knn": "GE2E-KNN (Resemblyzer)",
+    "voice-knn-clean": "Voice-AttCRNN-KNN, clean voice stems (ceiling)",
+    "voice-no-separation-knn": "- separation (mix input)",
+    "voice-no-remix-knn": "- shuffle-and-remix",
+    "voice-no-gain-tilt-knn": "- gain/tilt",
+    "voice-softmax-head-knn": "- AAM (softmax head)",
+    "voice-no-backend-knn": "- LDA/WCCN back end",
+    "voice-with-adversary-knn": "+ album adversary",
 }
 PAPER_METHODS: tuple[str, ...] = ("crnn", "attcrnn", "attcrnn-knn")  # Table-1 rows we reproduce
+FULL_CONFIGURATION_LABEL = "Voice-AttCRNN-KNN (all levers)"  # first row of the ablation table
 METRIC_LABELS: dict[str, str] = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "f1": "F1"}
 LEVEL_LABELS: dict[str, str] = {"song": "song level (majority vote of 1-s blocks)",
                                 "block": "block level (1-s blocks of 32 frames)"}
@@ -72,7 +83,9 @@ def metric_table(summaries: tuple[DatasetSummary, ...], level: str, *,
     """Table-1 layout: rows = methods, column groups Accuracy / Precision / Recall / F1 x datasets.
 
     With ``datasets == PAPER_DATASETS`` the paper's published rows sit beside ours (song
-    level: Table 1; block level: the Fig. 3 accuracy).
+    level: Table 1; block level: the Fig. 3 accuracy). Our rows of the paper's methods are
+    always shown; an extra row (†) only for a method that ran on one of ``datasets``; the
+    ablation methods never (they have ``ablation_table``).
     """
     by_key = {s.key: s for s in summaries}
     with_paper = datasets == PAPER_DATASETS
@@ -108,8 +121,9 @@ def metric_table(summaries: tuple[DatasetSummary, ...], level: str, *,
             paper("Attention-CRNN-KNN (Fig. 3)",
                   [FIG3_BLOCK_ACCURACY_A20 if (mt, k) == ("accuracy", "artist20") else None
                    for mt in METRICS for k in datasets])
-    for method in METHODS:
-        if method not in PAPER_METHODS:
+    ran = {m.method for key in datasets if key in by_key for m in by_key[key].methods}
+    for method in METHODS:  # extra rows only for methods that ran on these datasets: no all-dash rows
+        if method not in PAPER_METHODS and method not in ABLATION_METHODS and method in ran:
             ours(method, "extra")
     caption = (f"{LEVEL_LABELS[level].capitalize()}; ours = mean ± std over seeds; "
                f"† = extra row, not in the paper. Splits: {split_caption(summaries, datasets)}.")
@@ -119,9 +133,10 @@ def metric_table(summaries: tuple[DatasetSummary, ...], level: str, *,
 
 
 def accuracy_vs_k_table(s: DatasetSummary) -> Table | None:
-    """Accuracy of each KNN method as a function of K (song and block level), or None."""
+    """Accuracy of each KNN method as a function of K (song and block level), or None.
+    The ablation methods are left out: they are compared in ``ablation_table``."""
     rows, kinds = [], []
-    for method in KNN_METHODS:
+    for method in (m for m in KNN_METHODS if m not in ABLATION_METHODS):
         m = s.method(method)
         if m is None or not m.accuracy_vs_k:
             continue
@@ -139,9 +154,41 @@ def accuracy_vs_k_table(s: DatasetSummary) -> Table | None:
                  columns=("Method", "Level", *(str(k) for k in K_VALUES)), rows=tuple(rows), kinds=tuple(kinds))
 
 
+def ablation_table(s: DatasetSummary) -> Table | None:
+    """Song accuracy / F1 and block accuracy of the full voice configuration and of each
+    ablation method that ran (one lever flipped), with Δ song accuracy; None when none ran."""
+    rows = []
+    for row in ablation_rows(s):
+        label = FULL_CONFIGURATION_LABEL if row.lever is None else METHOD_LABELS[row.method]
+        n_seeds = DASH if row.song_accuracy is None else str(row.song_accuracy.n_seeds)
+        delta = "ref." if row.lever is None else fmt_delta(row.delta_song_accuracy)
+        rows.append((label, row.method, fmt(row.song_accuracy), fmt(row.song_f1), fmt(row.block_accuracy),
+                     n_seeds, delta))
+    if not rows:
+        return None
+    full = METHOD_LABELS[ABLATION_REFERENCE]
+    caption = (f"{s.key}, song level (majority vote of 1-s blocks) and block level: each row after the first "
+               f"flips one lever of the full configuration ({full}: separated vocals, shuffle-and-remix, "
+               "gain/tilt, AAM head, LDA/WCCN back end); mean ± std over seeds; Δ = song accuracy "
+               "minus the full configuration's, paired over the seeds both completed; "
+               f"{s.result.split_rule}, seeds {_seeds(s)}.")
+    return Table(title=f"Ablation — {s.key}", caption=caption,
+                 groups=(("", 2), ("Song", 2), ("Block", 1), ("", 2)),
+                 columns=("Lever flipped", "Method", "accuracy", "F1", "accuracy", "Seeds", "Δ song accuracy"),
+                 rows=tuple(rows), kinds=("ours",) * len(rows))
+
+
+def fmt_delta(delta: float | None, digits: int = 2) -> str:
+    """A signed difference ("-0.12", "+0.03"; a rounded zero is "+0.00"), or ``–`` for None."""
+    if delta is None:
+        return DASH
+    return f"{round(delta, digits) + 0.0:+.{digits}f}"
+
+
 def per_singer_table(s: DatasetSummary, level: str = "song") -> Table | None:
-    """Per-singer F1 of every method (rows = singers), or None when nothing ran."""
-    methods = [m for m in s.methods if (m.singers_song if level == "song" else m.singers_block)]
+    """Per-singer F1 of every method but the ablations (rows = singers), or None when nothing ran."""
+    methods = [m for m in s.methods if (m.singers_song if level == "song" else m.singers_block)
+               and m.method not in ABLATION_METHODS]
     if not methods:
         return None
     rows = []
