@@ -14,7 +14,7 @@ from singerid.errors import ArtefactError
 from singerid.evaluation.report_html import render_html
 from singerid.evaluation.report_json import build_report, render_json
 from singerid.evaluation.report_md import render_markdown
-from singerid.evaluation.results import EvaluationResults, TimbreSample
+from singerid.evaluation.results import ABLATION_METHODS, EvaluationResults, TimbreSample
 from singerid.evaluation.summary import METRICS, summarise
 from singerid.evaluation.tables import METHOD_LABELS, NA, fmt
 
@@ -74,7 +74,8 @@ def format_summary(results: EvaluationResults) -> str:
     """A compact Table-1-style text table per dataset for the terminal.
 
     Song-level accuracy / precision / recall / F1 and block-level accuracy / F1, mean ± std
-    over seeds, with the split rule and seeds in each dataset's heading.
+    over seeds, with the split rule and seeds in each dataset's heading. Ablation rows (our
+    voice embedder with one lever flipped) follow, labelled "ablation - <lever>".
     """
     lines = []
     head = ("method", *(f"song {m}" for m in ("acc", "P", "R", "F1")), "block acc", "block F1")
@@ -91,7 +92,8 @@ def format_summary(results: EvaluationResults) -> str:
         for m in s.methods:
             song = [fmt(m.song.metric(name)) for name in METRICS]
             block = [NA, NA] if m.block is None else [fmt(m.block.accuracy), fmt(m.block.f1)]
-            rows.append((METHOD_LABELS[m.method], *song, *block))
+            label = METHOD_LABELS[m.method]
+            rows.append((f"ablation {label}" if m.method in ABLATION_METHODS else label, *song, *block))
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         for r in rows:
             lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))

@@ -26,7 +26,7 @@ METHOD_LABELS: dict[str, str] = {
     "voice": "Voice-AttCRNN (ours, softmax)",
     "voice-knn": "Voice-AttCRNN-KNN (ours)",
     "ge2e-knn": "GE2E-KNN (Resemblyzer)",
-    "voice-knn-clean": "Voice-AttCRNN-KNN, clean voice stems (ceiling)",
+    "voice-knn-clean": "Voice-KNN, clean stems (ceiling)",
     "voice-no-separation-knn": "- separation (mix input)",
     "voice-no-remix-knn": "- shuffle-and-remix",
     "voice-no-gain-tilt-knn": "- gain/tilt",
