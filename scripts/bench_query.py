@@ -4,9 +4,11 @@ Builds a throw-away home with an (untrained, same-architecture) Attention-CRNN, 
 store of N reference blocks (default 1,000,000 = singer60's ~4,200 songs x 240 blocks) with
 random unit embeddings in shards, and a flat FAISS index; then queries one generated
 4-minute song and breaks the latency down into decode, features, embedding, search, vote and
-metadata look-up. Prints a table and writes JSON (last stdout line = JSON summary).
+metadata look-up. With ``--input vocals`` the model's front end separates the voice first
+(Spleeter 2-stem) and the separation is its own stage. Prints a table and writes JSON (last
+stdout line = JSON summary).
 
-Usage: python scripts/bench_query.py [--quick] [--blocks 1000000] [--json-out bench-out/query.json]
+Usage: python scripts/bench_query.py [--quick] [--blocks 1000000] [--input mix|vocals] [--json-out bench-out/query.json]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from singerid.audio import LogMel, iter_audio
 from singerid.config import FeatureConfig, IndexConfig, ModelConfig
 from singerid.embedder.checkpoint import ModelCard, save_model
 from singerid.embedder.model import build_model
+from singerid.frontend import FrontEndConfig
 from singerid.index.home import Home
 from singerid.index.shards import ShardSet
 from singerid.index.store_records import NewSong
@@ -35,13 +38,14 @@ from singerid.pipeline.query import QueryEngine
 BLOCKS_PER_SONG = 240  # a 4-minute song (datasets notes)
 
 
-def make_home(root: Path, n_blocks: int, n_singers: int) -> Home:
+def make_home(root: Path, n_blocks: int, n_singers: int, front_end: FrontEndConfig = FrontEndConfig()) -> Home:
     home = Home(root).create()
     singers = tuple(f"singer{i:02d}" for i in range(n_singers))
     cfg = ModelConfig(kind="attcrnn", n_classes=n_singers)
     torch.manual_seed(0)
     save_model(home.model_dir("attcrnn"), build_model(cfg).state_dict(),
-               ModelCard(model_config=cfg, feature_config=FeatureConfig(), singers=singers, weights_sha256=""))
+               ModelCard(model_config=cfg, feature_config=FeatureConfig(), singers=singers, weights_sha256="",
+                         front_end=front_end))
     from singerid.embedder.embed import Embedder
 
     embedder = Embedder.load(home.model_dir("attcrnn"))
@@ -79,12 +83,14 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=None, help="reference blocks in the index")
     parser.add_argument("--seconds", type=float, default=240.0, help="length of the query song")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--input", choices=("mix", "vocals"), default="mix",
+                        help="the model's front end: the mix, or Spleeter-separated vocals")
     parser.add_argument("--json-out", type=Path, default=Path("bench-out/query.json"))
     args = parser.parse_args()
     n_blocks = args.blocks or (100_000 if args.quick else 1_000_000)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        home = make_home(Path(tmp) / "home", n_blocks, n_singers=60)
+        home = make_home(Path(tmp) / "home", n_blocks, n_singers=60, front_end=FrontEndConfig(input=args.input))
         setup_s = time.perf_counter() - t0
         song = write_song(Path(tmp) / "query.mp3", args.seconds)
         cfg = FeatureConfig()
@@ -102,19 +108,20 @@ def main() -> None:
                 features = time.perf_counter() - t0
                 decision = engine.identify(song)
                 t = decision.timings
-                rows.append({"decode": decode, "features": features, "embed": t["embed"], "search": t["search"],
-                             "vote": t["vote"], "metadata": t["metadata"], "total_query": t["total"]})
+                rows.append({"decode": decode, "features": features, "separate": t.get("separate", 0.0),
+                             "embed": t["embed"], "search": t["search"], "vote": t["vote"],
+                             "metadata": t["metadata"], "total_query": t["total"]})
             del open_s
         best = {key: min(r[key] for r in rows) for key in rows[0]}
     n_query_blocks = decision.n_blocks
     print(f"reference blocks: {n_blocks:,}  (setup {setup_s:.0f} s)   query: {args.seconds:.0f} s song, "
-          f"{n_query_blocks} blocks, best of {args.repeats}")
+          f"{n_query_blocks} blocks, input {args.input}, best of {args.repeats}")
     print(f"{'stage':<12} {'seconds':>9} {'share':>7}")
-    stages = ("decode", "features", "embed", "search", "vote", "metadata")
+    stages = ("decode", "features", "separate", "embed", "search", "vote", "metadata")
     for key in stages:
         print(f"{key:<12} {best[key]:>9.3f} {best[key] / best['total_query']:>7.1%}")
     print(f"{'total':<12} {best['total_query']:>9.3f}   (decode+features inside 'total' as one streamed stage)")
-    summary = {"benchmark": "query", "reference_blocks": n_blocks, "query_seconds": args.seconds,
+    summary = {"benchmark": "query", "input": args.input, "reference_blocks": n_blocks, "query_seconds": args.seconds,
                "query_blocks": n_query_blocks, "index": "flat", "best_seconds": best,
                "x_real_time": args.seconds / best["total_query"], "setup_seconds": setup_s}
     args.json_out.parent.mkdir(parents=True, exist_ok=True)

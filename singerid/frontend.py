@@ -12,6 +12,7 @@ same in the streamed query path and in the feature cache, so both give the same 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,7 @@ class FrontEnd:
         self.device = device
         self._logmel = LogMel(features)
         self._separator: Any = None
+        self.separation_seconds = 0.0  # wall time spent separating, summed over every call (for stage timings)
 
     def stem_transform(self, stem: str):  # noqa: ANN201 - ChunkTransform | None
         """The per-chunk transform giving ``stem`` ("mix", "vocals" or "accompaniment") of a song."""
@@ -91,7 +93,14 @@ class FrontEnd:
             return None
         separator = self.separator()
         sample_rate = self.features.sample_rate
-        return lambda chunk: getattr(separator.separate(chunk, sample_rate=sample_rate), stem)
+
+        def separate(chunk: np.ndarray) -> np.ndarray:
+            started = time.perf_counter()
+            out = getattr(separator.separate(chunk, sample_rate=sample_rate), stem)
+            self.separation_seconds += time.perf_counter() - started
+            return out
+
+        return separate
 
     def separator(self):  # noqa: ANN201 - singerid.separation.Separator
         if self._separator is None:

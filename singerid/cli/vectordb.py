@@ -275,10 +275,14 @@ def _print_info(data: dict[str, Any]) -> None:
         detail = model.get("error") or f"sha256 {model['sha256'][:12]}, d={model['embedding_dim']}, " \
                                        f"{model['singers_trained']} training singers"
         click.echo(f"model: {model['kind']} ({detail})")
+        if "front_end_description" in model:
+            recipe = ", ".join(f"{k} {v}" for k, v in model["training"].items())
+            click.echo(f"hears: {model['front_end_description']}; trained with {recipe}")
     index = data.get("index")
     click.echo("index: " + ("none (run `singerid build-index`)" if not index else
                             f"{index['type']} ({index['factory_key']}), {index['n_vectors']:,} vectors, d={index['dim']}, "
-                            f"{index['size_bytes'] / 2**20:,.1f} MiB, built {index['built_at']}"))
+                            f"{index['size_bytes'] / 2**20:,.1f} MiB, back end {index['backend']}, "
+                            f"built {index['built_at']}"))
     cal = data.get("unknown_calibration")
     if cal:
         click.echo(f"unknown-singer threshold: mean similarity {cal['min_similarity']:.3f} "

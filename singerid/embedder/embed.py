@@ -17,6 +17,7 @@ import torch
 
 from singerid.audio import BlockBatch
 from singerid.config import FeatureConfig, ModelConfig
+from singerid.devices import check_device
 from singerid.embedder import checkpoint as ckpt
 from singerid.embedder.model import build_model
 from singerid.errors import ArtefactError, ParameterError
@@ -62,7 +63,7 @@ class Embedder:
         ParameterError for an unavailable device.
         """
         model_dir = Path(model_dir)
-        dev = _check_device(device)
+        dev = check_device(device)
         card = ckpt.read_card(model_dir)
         if card.model_config.n_classes != len(card.singers):
             raise ArtefactError(f"{model_dir / ckpt.SIDECAR_FILE}: n_classes={card.model_config.n_classes} but "
@@ -137,15 +138,3 @@ class Embedder:
             bad = int(np.count_nonzero(~np.isfinite(blocks).all(axis=(1, 2))))
             raise ParameterError(f"blocks contain NaN or infinite values ({bad} of {len(blocks)} blocks)")
         return blocks
-
-
-def _check_device(device: str) -> str:
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ParameterError(f"unknown device {device!r}: use 'cpu' or 'cuda'") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(f"device {device!r} requested but CUDA is not available here; use device='cpu'")
-    if dev.type not in ("cpu", "cuda"):
-        raise ParameterError(f"unsupported device {device!r}: use 'cpu' or 'cuda'")
-    return str(dev)

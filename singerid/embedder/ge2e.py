@@ -29,6 +29,7 @@ from torch import nn
 
 from singerid import constants as C
 from singerid.audio.blocks import block_starts
+from singerid.devices import check_device
 from singerid.errors import ArtefactError, AudioError, ParameterError
 
 __all__ = ["EMBEDDING_DIM", "GE2E_SAMPLE_RATE_HZ", "Ge2eEncoder", "Ge2eNetwork", "find_weights", "load_state"]
@@ -134,7 +135,7 @@ class Ge2eEncoder:
         Raises ArtefactError for missing, tampered or ill-fitting weights, ParameterError for an
         unavailable device.
         """
-        dev = _check_device(device)
+        dev = check_device(device)
         state = load_state(weights)
         network = Ge2eNetwork()
         try:
@@ -258,15 +259,3 @@ def _check_wave(wave: np.ndarray) -> np.ndarray:
         bad = int(np.count_nonzero(~np.isfinite(wave)))
         raise AudioError(f"wave contains NaN or infinite samples ({bad} of {wave.size})")
     return wave
-
-
-def _check_device(device: str) -> str:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ParameterError(f"unknown device {device!r}: use 'cpu' or 'cuda'") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(f"device {device!r} requested but CUDA is not available here; use device='cpu'")
-    if dev.type not in ("cpu", "cuda"):
-        raise ParameterError(f"unsupported device {device!r}: use 'cpu' or 'cuda'")
-    return str(dev)

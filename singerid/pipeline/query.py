@@ -162,6 +162,7 @@ class QueryEngine:
 
     def _stream(self, path: Path, options: QueryOptions) -> _Blocks:
         got = _Blocks()
+        separating = self.embedder.front_end.separation_seconds
         t0 = time.perf_counter()
         for batch in self.embedder.iter_blocks(path):
             t1 = time.perf_counter()
@@ -179,6 +180,9 @@ class QueryEngine:
             t0 = time.perf_counter()
             got.timings["vote"] += t0 - t3
         got.timings["audio"] += time.perf_counter() - t0  # the decoder's final checks
+        if self.embedder.front_end_config.input != "mix":  # voice separation ran inside the audio stage
+            got.timings["separate"] = self.embedder.front_end.separation_seconds - separating
+            got.timings["audio"] -= got.timings["separate"]
         return got
 
     def _evidence(self, winner: int, labels: np.ndarray, sims: np.ndarray, ids: np.ndarray, offsets: np.ndarray,
