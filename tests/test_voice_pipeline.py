@@ -172,3 +172,17 @@ def test_every_lever_trains_and_is_recorded(corpus, tmp_path):
     # remixing needs both stems of every training song: the stem cache now holds them
     stem_dirs = {p.name for p in (tmp_path / "cache").glob("*-sep-*/*")}
     assert stem_dirs == {"vocals", "accompaniment"}
+
+
+def test_embedding_from_the_stem_cache_equals_separating_again(home, corpus, tmp_path):
+    from singerid.pipeline.embed_corpus import embed_tracks
+
+    embedder = Embedder.load(home.model_dir("attcrnn"))
+    songs = [t for t in load_dataset(corpus).tracks if t.split == "test"][:2]
+    cache = FeatureCache.for_input(tmp_path / "cache", FeatureConfig(), embedder.front_end_config)
+    streamed = embed_tracks(Home(tmp_path / "a"), songs, embedder=embedder)
+    cached = embed_tracks(Home(tmp_path / "b"), songs, embedder=embedder, features=cache)
+    assert cache.misses == 2  # each song separated once, into the cache
+    for a, b in zip(streamed.added, cached.added):
+        np.testing.assert_allclose(a.embeddings, b.embeddings, atol=1e-4)
+        assert len(a.block_ids) == len(b.block_ids) == 4

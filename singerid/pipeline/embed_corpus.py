@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from singerid.audio import check_path, probe_audio
+from singerid.audio import BlockBatch, check_path, probe_audio, stream_blocks
+from singerid.embedder.cache import FeatureCache
 from singerid.embedder.embed import Embedder
 from singerid.errors import AudioError
 from singerid.index.files import sha256_file
@@ -68,11 +69,14 @@ class EmbedSummary:
 
 def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None = None, db_url: str | None = None,
                  batch_size: int = 64, progress: bool = False, durable: bool = True,
-                 embedder: Embedder | None = None) -> EmbedSummary:
+                 embedder: Embedder | None = None, features: FeatureCache | None = None) -> EmbedSummary:
     """Embed ``tracks`` into the home's store and shards (not the index: see build_index / enrol).
 
-    A singer the model was trained on is stored as "trained", any other as "enrolled". Raises
-    ArtefactError when the home's model is missing or differs from the stored vectors'.
+    A singer the model was trained on is stored as "trained", any other as "enrolled".
+    ``features``: a feature cache holding what the model hears (``FeatureCache.for_input``);
+    blocks are then read from it instead of decoding (and separating) the songs again, with
+    the same blocks and offsets. Raises ArtefactError when the home's model is missing or
+    differs from the stored vectors'.
     """
     started = time.perf_counter()
     kind = resolve_model_kind(home, model_kind)
@@ -93,7 +97,7 @@ def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None 
             bar = tqdm(tracks, desc="embed", unit="song", disable=not progress)
             for track in bar:
                 try:
-                    stored = _embed_one(track, embedder, store, shards, batch_size=batch_size,
+                    stored = _embed_one(track, embedder, store, shards, features, batch_size=batch_size,
                                         singer_kind="trained" if track.singer in known else "enrolled")
                 except AudioError as exc:
                     log.warning("%s", exc)
@@ -113,8 +117,8 @@ def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None 
                         added=tuple(added))
 
 
-def _embed_one(track: Track, embedder: Embedder, store: MetadataStore, shards: ShardSet, *,
-               batch_size: int, singer_kind: str) -> tuple[StoredSong, float] | None:
+def _embed_one(track: Track, embedder: Embedder, store: MetadataStore, shards: ShardSet,
+               features: FeatureCache | None, *, batch_size: int, singer_kind: str) -> tuple[StoredSong, float] | None:
     """Store one song; None if it is already stored. Raises AudioError for unusable audio."""
     path = check_path(track.path)
     sha = sha256_file(path)
@@ -122,9 +126,12 @@ def _embed_one(track: Track, embedder: Embedder, store: MetadataStore, shards: S
         return None
     info = probe_audio(path)
     pieces, offsets = [], []
-    for batch in embedder.iter_blocks(path):  # the model's own front end (mix or separated vocals)
+    for batch in _blocks(path, embedder, features):
         pieces.append(embedder.embed(batch.blocks, batch_size=batch_size))  # (n, d) per streamed chunk
         offsets.append(batch.offsets_seconds)
+    if not pieces:
+        raise AudioError(f"{path}: every block is below the silence threshold "
+                         f"({embedder.feature_config.silence_db} dB)")
     embeddings = np.concatenate(pieces)
     span = shards.append(embeddings)
     song = NewSong(path=str(Path(path).absolute()), content_sha256=sha, singer=track.singer, song_key=track.song_id,
@@ -132,3 +139,10 @@ def _embed_one(track: Track, embedder: Embedder, store: MetadataStore, shards: S
                    album=track.album, singer_kind=singer_kind)
     ids = store.add_song(song, offsets_seconds=np.concatenate(offsets), shard=span.shard, first_row=span.first_row)
     return StoredSong(song.path, ids, embeddings), info.duration_seconds
+
+
+def _blocks(path: Path, embedder: Embedder, features: FeatureCache | None) -> Iterator[BlockBatch]:
+    """The model-input blocks of one song: from the cache when given, else decoded by the model's front end."""
+    if features is None:
+        return embedder.iter_blocks(path)  # the model's own front end (mix or separated vocals)
+    return stream_blocks([np.asarray(features.logmel(path)).T], embedder.feature_config)

@@ -127,8 +127,9 @@ def evaluate_seed(ds: Dataset, seed: int, *, cfg: EvaluateConfig, singers: tuple
                     test, embeddings = clean, forward_pass({model: embedders[model]}, clean, cfg=cfg.feature,
                                                            batch_size=cfg.batch_size)[model].embeddings
             if method in KNN_METHODS:
-                labels, sims, index_singers = _search(ds, homes[model], embedders[model], embeddings,
-                                                      cfg=cfg, backend=recipe.backend, timer=timer, progress=progress)
+                labels, sims, index_singers = _search(ds, homes[model], embedders[model], embeddings, cfg=cfg,
+                                                      backend=recipe.backend, features_dir=features_dir, timer=timer,
+                                                      progress=progress)
                 runs.append(knn_run(method, seed, labels, sims, index_singers=index_singers, singers=singers,
                                     test=test, k=cfg.k, k_values=K_VALUES))
             else:
@@ -172,12 +173,17 @@ def _clean_voice_blocks(ds: Dataset, *, singers: tuple[str, ...], features_dir: 
 
 
 def _search(ds: Dataset, home: Home, embedder: Embedder, embeddings: np.ndarray, *, cfg: EvaluateConfig,
-            backend: str, timer: _Timer, progress: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Reference blocks of the train split into ``home``, its index (with ``backend``), one search at cfg.search_k."""
+            backend: str, features_dir: Path, timer: _Timer, progress: bool
+            ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Reference blocks of the train split into ``home``, its index (with ``backend``), one search at cfg.search_k.
+
+    The reference blocks come from the feature cache training filled (no song is separated twice).
+    """
     name = home.root.name
     with timer.stage(f"embed train {name}"):
+        cache = FeatureCache.for_input(features_dir, cfg.feature, embedder.front_end_config)
         summary = embed_tracks(home, ds.select("train"), model_kind=embedder.model_config.kind, embedder=embedder,
-                               batch_size=cfg.batch_size, progress=progress)
+                               batch_size=cfg.batch_size, progress=progress, features=cache)
         log.info("%s: %s", home.root, summary.line())
     with timer.stage(f"index {name} ({backend})"):
         built = build_index(home, cfg=dataclasses.replace(cfg.index, backend=backend), splits=("train",),
