@@ -169,7 +169,7 @@ def test_without_artist20_the_notes_do_not_claim_an_artist20_split():
 # --- our voice embedder: extra rows, the ablation table, the verdict against MFCC and GE2E ------------------
 
 VOICE_EXTRAS = ("Voice-AttCRNN (ours, softmax) †", "Voice-AttCRNN-KNN (ours) †", "GE2E-KNN (Resemblyzer) †",
-                "Voice-KNN, clean stems (ceiling) †")
+                "Voice-KNN, clean-stem queries †")
 EXACT = {"voice-knn": {0: 16, 1: 18}, "voice-no-separation-knn": {0: 12, 1: 10},
          "voice-no-remix-knn": {0: 17, 1: 19}, "voice-with-adversary-knn": {0: 16}}  # songs right of 20
 

@@ -13,7 +13,7 @@ from singerid.config import IndexConfig, TrainConfig
 TRAIN = TrainConfig()  # option defaults come from the dataclasses
 INDEX = IndexConfig()
 METHOD_NAMES = ("crnn", "attcrnn", "attcrnn-knn", "crnn-knn", "voice", "voice-knn", "ge2e-knn", "mfcc-logreg",
-                "voice-knn-clean")  # = singerid.evaluation.results.DEFAULT_METHODS
+                "voice-knn-clean", "mfcc-logreg-clean")  # = singerid.evaluation.results.DEFAULT_METHODS
 ABLATION_NAMES = ("voice-no-separation-knn", "voice-no-remix-knn", "voice-no-gain-tilt-knn", "voice-softmax-head-knn",
                   "voice-no-backend-knn", "voice-with-adversary-knn")  # = singerid.evaluation.results.ABLATION_METHODS
 DEFAULT_SEEDS = "0,21,42"  # CRNN baseline's seeds (singerid.constants.BASELINE_SEEDS)
@@ -62,7 +62,7 @@ def _datasets(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
                    "A20 / S32 / S60 columns and picks that reader; any other KEY (e.g. synthetic) is reported "
                    "on its own and its layout detected.")
 @click.option("--methods", default=",".join(METHOD_NAMES), show_default=True, callback=_methods,
-              help="Comma list of report rows (voice-knn-clean runs only where the corpus has voice stems).")
+              help="Comma list of report rows (*-clean rows run only where the corpus has voice stems).")
 @click.option("--ablation", is_flag=True,
               help="Also train and report each lever of voice-knn flipped, one at a time (6 more models per seed).")
 @click.option("--split", "split_mode", type=click.Choice(["album", "lists", "song"]), default="album",
@@ -105,8 +105,9 @@ def evaluate(datasets, methods: tuple[str, ...], ablation: bool, split_mode: str
     voice), with the K nearest reference blocks of the train split in a FAISS index
     (attcrnn-knn = KNN-Net, crnn-knn, voice-knn), with Resemblyzer's pretrained GE2E speaker
     encoder and the same KNN vote (ge2e-knn), and with MFCC statistics + logistic regression
-    (mfcc-logreg); blocks vote for their song. voice-knn-clean queries the voice model with the
-    true voice stems (synthetic corpora made with --stems): a ceiling. Writes
+    (mfcc-logreg); blocks vote for their song. Where the corpus has voice stems (synth-corpus
+    --stems), voice-knn-clean queries the voice model with the true voice stems and
+    mfcc-logreg-clean trains and tests the baseline on them (the clean-voice ceiling). Writes
     OUT/report.json (versioned schema), OUT/report.md (Table 1 layout beside the paper's
     numbers) and OUT/report.html (figures embedded). Every dataset is read before training
     starts; one that fails later is recorded in the reports and the command exits 1.

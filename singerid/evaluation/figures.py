@@ -28,7 +28,8 @@ KELLY_COLOURS: tuple[str, ...] = (
 MARKERS: tuple[str, ...] = ("o", "^", "s", "D", "v", "P")  # beyond 20 singers: colour x marker
 METHOD_COLOURS: dict[str, str] = {"crnn": "#0067A5", "attcrnn": "#008856", "attcrnn-knn": "#BE0032",
                                   "crnn-knn": "#F38400", "mfcc-logreg": "#848482", "voice": "#875692",
-                                  "voice-knn": "#882D17", "ge2e-knn": "#8DB600", "voice-knn-clean": "#E25822"}
+                                  "voice-knn": "#882D17", "ge2e-knn": "#8DB600", "voice-knn-clean": "#E25822",
+                                  "mfcc-logreg-clean": "#C2B280"}
 OTHER_COLOUR = "#555555"  # ablation rows (shown in their own table, not in the figures)
 
 

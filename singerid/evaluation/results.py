@@ -29,13 +29,12 @@ MethodKey = Literal["crnn", "attcrnn", "attcrnn-knn", "crnn-knn", "mfcc-logreg"]
 ABLATION_METHODS: tuple[str, ...] = ("voice-no-separation-knn", "voice-no-remix-knn", "voice-no-gain-tilt-knn",
                                      "voice-softmax-head-knn", "voice-no-backend-knn", "voice-with-adversary-knn")
 # Report order: the paper's three Table-1 rows, then our extra rows, then the ablation rows.
-METHODS: tuple[str, ...] = ("crnn", "attcrnn", "attcrnn-knn", "crnn-knn", "voice", "voice-knn", "ge2e-knn",
-                            "mfcc-logreg", "voice-knn-clean", *ABLATION_METHODS)
 DEFAULT_METHODS: tuple[str, ...] = ("crnn", "attcrnn", "attcrnn-knn", "crnn-knn", "voice", "voice-knn", "ge2e-knn",
-                                    "mfcc-logreg", "voice-knn-clean")  # evaluate without --ablation
+                                    "mfcc-logreg", "voice-knn-clean", "mfcc-logreg-clean")  # without --ablation
+METHODS: tuple[str, ...] = (*DEFAULT_METHODS, *ABLATION_METHODS)
 KNN_METHODS: tuple[str, ...] = ("attcrnn-knn", "crnn-knn", "voice-knn", "ge2e-knn", "voice-knn-clean",
                                 *ABLATION_METHODS)
-SONG_ONLY_METHODS: tuple[str, ...] = ("mfcc-logreg",)  # one prediction per song, no blocks
+SONG_ONLY_METHODS: tuple[str, ...] = ("mfcc-logreg", "mfcc-logreg-clean")  # one prediction per song, no blocks
 K_VALUES: tuple[int, ...] = (1, 3, 5, 7, 11, 15, 21, 31, 51)  # issue 5: accuracy-vs-K grid
 PAPER_DATASETS: tuple[str, ...] = ("artist20", "singer32", "singer60")  # Table-1 order
 _DATASET_KEY = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")

@@ -20,7 +20,7 @@ KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")  # the rule of DatasetResult
 # The recipe (singerid.embedder.recipes) whose trained embedder each method needs; None = no embedder of ours.
 METHOD_RECIPE: dict[str, str | None] = {
     "crnn": "crnn", "attcrnn": "attcrnn", "attcrnn-knn": "attcrnn", "crnn-knn": "crnn",
-    "voice": "voice", "voice-knn": "voice", "voice-knn-clean": "voice", "ge2e-knn": None, "mfcc-logreg": None,
+    "voice": "voice", "voice-knn": "voice", "voice-knn-clean": "voice", "ge2e-knn": None, "mfcc-logreg": None, "mfcc-logreg-clean": None,
     **{m: m.removesuffix("-knn") for m in ABLATION_METHODS},
 }
 FEATURES_DIR = "features"  # under OUT/cache: the log-mel and separated-stem caches

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def mfcc_run(seed: int, train: Sequence[Track], test: Sequence[Track], *, cache_dir: Path,
-             sample_rate: int, workers: int = 1, progress: bool = False) -> RunResult:
+             sample_rate: int, workers: int = 1, progress: bool = False, method: str = "mfcc-logreg") -> RunResult:
     """Fit the baseline on ``train`` songs, predict ``test`` songs; a song-level-only RunResult.
 
     Songs whose audio cannot be used are logged and left out. Raises DatasetError when no
@@ -41,7 +41,7 @@ def mfcc_run(seed: int, train: Sequence[Track], test: Sequence[Track], *, cache_
     model = baseline.MfccLogReg(seed=seed, sample_rate=sample_rate)
     model.fit_features(np.stack([f for _, f in fit]), [t.singer for t, _ in fit])
     answers = model.predict_features(np.stack([f for _, f in ask]), [t for t, _ in ask])
-    return RunResult("mfcc-logreg", seed, block=None,
+    return RunResult(method, seed, block=None,
                      song=Predictions(y_true=np.array([a.singer for a in answers], dtype=object),
                                       y_pred=np.array([a.predicted for a in answers], dtype=object)))
 

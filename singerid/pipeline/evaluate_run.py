@@ -29,6 +29,7 @@ from singerid.evaluation import K_VALUES, KNN_METHODS, RunResult, SplitCount, St
 from singerid.index.home import Home
 from singerid.pipeline.build_index import build_index
 from singerid.pipeline.embed_corpus import embed_tracks
+from singerid.errors import SingeridError
 from singerid.frontend import FrontEndConfig
 from singerid.pipeline.evaluate_config import FEATURES_DIR, METHOD_RECIPE, EvaluateConfig
 from singerid.pipeline.evaluate_ge2e import ge2e_run
@@ -37,6 +38,7 @@ from singerid.pipeline.evaluate_methods import (EvalBlocks, ModelOutput, collect
 from singerid.pipeline.evaluate_mfcc import mfcc_run
 from singerid.pipeline.evaluate_models import ModelOutcome, ensure_model
 from singerid.pipeline.query import QueryEngine
+from singerid.records import Track
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,14 @@ def evaluate_seed(ds: Dataset, seed: int, *, cfg: EvaluateConfig, singers: tuple
         with timer.stage("baseline mfcc-logreg"):
             runs.append(mfcc_run(seed, ds.select("train"), ds.select("test"), cache_dir=cache_dir,
                                  sample_rate=cfg.feature.sample_rate, workers=cfg.workers, progress=progress))
+    clean = _clean_voice_tracks(ds) if "mfcc-logreg-clean" in cfg.methods else None
+    if clean is not None:
+        with timer.stage("baseline mfcc-logreg-clean"):
+            runs.append(mfcc_run(seed, [t for t in clean if t.split == "train"], [t for t in clean if t.split == "test"],
+                                 cache_dir=cache_dir, sample_rate=cfg.feature.sample_rate, workers=cfg.workers,
+                                 progress=progress, method="mfcc-logreg-clean"))
+    elif "mfcc-logreg-clean" in cfg.methods:
+        log.info("seed %d: mfcc-logreg-clean skipped: the dataset has no voice stems", seed)
     first = next(iter(recipes.values()), None)
     counts = _counts(ds, seed, tests.get(first.input) if first else None,
                      homes[first.name] if first else None, first.kind if first else None)
@@ -157,19 +167,28 @@ def _test_blocks(tests: dict[str, EvalBlocks], ds: Dataset, front_end: FrontEndC
         tests[front_end.input] = collect_test_blocks(ds.select("test"), singers=singers, cache=cache)
 
 
-def _clean_voice_blocks(ds: Dataset, *, singers: tuple[str, ...], features_dir: Path,
-                        cfg: EvaluateConfig) -> EvalBlocks | None:
-    """Test blocks of the songs' true voice stems (synthetic corpora with --stems), or None."""
+def _clean_voice_tracks(ds: Dataset) -> list[Track] | None:
+    """Every track with its path replaced by its true voice stem (synth-corpus --stems), or None."""
     voiced = []
-    for t in ds.select("test"):
+    for t in ds.tracks:
         try:
             vocals, _ = stem_paths(ds.root, Path(t.path).resolve().relative_to(Path(ds.root).resolve()))
-        except ValueError:
+        except (ValueError, SingeridError):
             return None
         if not vocals.is_file():
             return None
         voiced.append(dataclasses.replace(t, path=vocals))
-    return collect_test_blocks(voiced, singers=singers, cache=FeatureCache(features_dir, cfg.feature))
+    return voiced
+
+
+def _clean_voice_blocks(ds: Dataset, *, singers: tuple[str, ...], features_dir: Path,
+                        cfg: EvaluateConfig) -> EvalBlocks | None:
+    """Test blocks of the songs' true voice stems (synthetic corpora with --stems), or None."""
+    voiced = _clean_voice_tracks(ds)
+    if voiced is None:
+        return None
+    return collect_test_blocks([t for t in voiced if t.split == "test"], singers=singers,
+                               cache=FeatureCache(features_dir, cfg.feature))
 
 
 def _search(ds: Dataset, home: Home, embedder: Embedder, embeddings: np.ndarray, *, cfg: EvaluateConfig,
