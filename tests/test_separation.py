@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,3 +219,16 @@ def test_cli_names_a_bad_file_exits_1_and_still_writes_the_good_one(song, tmp_pa
     assert f"failed: {tmp_path / 'bad.mp3'}: not a readable audio file" in captured.err
     assert "Error: 1 of 2 file(s) could not be separated" in captured.err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.vocals.wav"]
+
+
+def test_separate_files_refuses_colliding_output_names(separator, song, tmp_path):
+    from singerid.separation.files import separate_files
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        sf.write(tmp_path / folder / "song.wav", song.mix[:RATE], RATE)
+    summary = separate_files(separator, [tmp_path / "a" / "song.wav", tmp_path / "b" / "song.wav"], tmp_path / "out",
+                             stems=("vocals",))
+    assert [r.ok for r in summary.results] == [True, False]
+    assert "would overwrite the stems of" in summary.results[1].error
+    assert summary.line().startswith("separated 1 of 2 file(s) (1 failed), 1.0 s of audio")
