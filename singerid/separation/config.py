@@ -37,7 +37,7 @@ class SeparationConfig(_Serialisable):
     vocals_sha256: str = CHECKPOINT_SHA256["vocals"]  # pinned weights; changes the cache key
     accompaniment_sha256: str = CHECKPOINT_SHA256["accompaniment"]  # used when nets == "both"
     nets: Nets = "both"  # "both": Spleeter's two masks; "vocals": one net, accompaniment = the rest
-    #                      (1.8x faster, measured 1.2-1.4 dB worse vocals: bench_separate.py)
+    #                      (1.7x faster, 1.2-2.1 dB worse vocal SI-SDR in bench_separate.py)
     mask_exponent: float = SPLEETER_MASK_EXPONENT  # mask_v = m_v**p / (m_v**p + m_a**p)
     stft: StftMode = "native"  # "native": STFT at the input rate with Spleeter's Hz/bin and frames/s
     #                            (ours; no resampling); "resample": to 44.1 kHz, 4096/1024 (Spleeter)
@@ -46,7 +46,7 @@ class SeparationConfig(_Serialisable):
     patch_frames: int = SPLEETER_PATCH_FRAMES  # U-Net input width (x64), 512 frames = 11.9 s
     trim_last_patch: bool = True  # the last patch is cut to a multiple of 64 frames, not padded to 512
     precision: Precision = "bf16"  # U-Net weights and activations; bf16 uses AMX / AVX512-BF16
-    #                                (3x faster than fp32 here, -0.1 dB); use "fp32" on CPUs without
+    #                                (about 2x fp32 here, -0.05 dB SI-SDR); "fp32" on CPUs without
     input_gain_db: float = 0.0  # gain on the magnitudes fed to the U-Nets (the nets are not level
     #                             invariant); 0 = the level of the 44.1 kHz STFT of the same signal
     batch_patches: int = 1  # patches per U-Net call (output-neutral; 2 measured no faster)
@@ -70,6 +70,8 @@ class SeparationConfig(_Serialisable):
             raise ParameterError(f"batch_patches must be a positive integer, got {self.batch_patches!r}")
         if not self.mask_exponent > 0:
             raise ParameterError(f"mask_exponent must be positive, got {self.mask_exponent!r}")
+        if not isinstance(self.input_gain_db, (int, float)) or not -60.0 <= self.input_gain_db <= 60.0:
+            raise ParameterError(f"input_gain_db must be within [-60, 60] dB, got {self.input_gain_db!r}")
         if not self.chunk_seconds > 0:
             raise ParameterError(f"chunk_seconds must be positive, got {self.chunk_seconds!r}")
 

@@ -50,6 +50,8 @@ class Separator:
     """Spleeter 2-stem separation; build with ``Separator.load(cfg)``, then ``separate(wave)``."""
 
     def __init__(self, cfg: SeparationConfig, nets: dict[str, UNet], *, device: str = "cpu") -> None:
+        """``nets``: {"vocals": UNet, "accompaniment": UNet} (the latter for ``cfg.nets == "both"``),
+        moved to ``device`` and ``cfg.precision`` in place. Most callers want ``Separator.load``."""
         needed = ("vocals", "accompaniment") if cfg.nets == "both" else ("vocals",)
         missing = [stem for stem in needed if stem not in nets]
         if missing:

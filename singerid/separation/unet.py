@@ -122,7 +122,7 @@ class UNet(nn.Module):
         one multiply-add before the LeakyReLU. Decoder: BN follows ReLU; for a positive scale
         ``s``, ``s * relu(y) = relu(s * y)``, so ``s`` goes into the transposed conv's weights and
         only the shift remains. Returns self (in place); outputs equal the unfused net to float
-        rounding.
+        rounding, but ``state_dict()`` then holds the folded decoder weights (fuse after loading).
         """
         if self._fused:
             return self
