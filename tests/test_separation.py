@@ -47,12 +47,12 @@ def song():
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
-def test_checkpoints_load_strictly_and_fused_net_matches(nets):
-    net = ckpt.load_unet("vocals")
+def test_checkpoints_load_strictly_and_fused_net_matches(torch_one_thread):
+    net = ckpt.load_unet("vocals")  # load_state_dict(strict=True) inside
     x = torch.rand(1, 2, 64, 128) * 3
     with torch.inference_mode():
         plain = net(x)
-        fused = ckpt.load_unet("vocals").fuse()(x.contiguous(memory_format=torch.channels_last))
+        fused = net.fuse()(x.contiguous(memory_format=torch.channels_last))
     assert plain.shape == x.shape
     assert torch.allclose(plain, fused, atol=1e-4)
 
