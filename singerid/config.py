@@ -160,7 +160,7 @@ class IndexConfig(_Serialisable):
     memory_budget_bytes: int = 8 * 1024**3  # used by "auto" to choose a type (ours)
     k: int = C.K_NEIGHBOURS  # neighbours per query block (paper §3.3)
     gpu: bool = False
-    backend: str = "none"  # "none" = the paper (cosine of the raw embeddings); "lda-wccn" = ours; "auto"
+    backend: str = "auto"  # "none" = the paper (raw cosine); "lda-wccn" = ours; "auto" = the model recipe's
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

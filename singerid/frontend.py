@@ -22,7 +22,7 @@ import numpy as np
 
 from singerid.audio import BlockBatch, LogMel, compute_logmel, iter_song_blocks
 from singerid.config import FeatureConfig
-from singerid.errors import ArtefactError, ParameterError
+from singerid.errors import ParameterError
 
 INPUTS = ("mix", "vocals")  # what the embedder hears
 STEMS = ("mix", "vocals", "accompaniment")  # what the feature cache can hold
@@ -117,9 +117,3 @@ class FrontEnd:
         """Whole-file log-mel float32 (n_mels, frames) of ``stem`` (default: the model's input)."""
         return compute_logmel(path, self.features, logmel=self._logmel,
                               transform=self.stem_transform(stem or self.cfg.input))
-
-
-def check_same_front_end(expected: str, actual: str, *, what: str, repair: str) -> None:
-    """ArtefactError when two recorded front-end keys differ (e.g. an index and its model)."""
-    if expected != actual:
-        raise ArtefactError(f"{what} was built with front end {actual!r} but the model uses {expected!r}; {repair}")

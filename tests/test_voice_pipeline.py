@@ -62,7 +62,7 @@ def home(corpus, tmp_path_factory) -> Home:
     assert code == 0, out
     code, out = invoke("embed-corpus", corpus, "--home", root, "--split", "train")
     assert code == 0, out
-    code, out = invoke("build-index", "--home", root)
+    code, out = invoke("build-index", "--home", root, "--backend", "lda-wccn")  # auto keeps cosine for 3 singers
     assert code == 0, out
     assert "after lda-wccn" in out
     return Home(root)

@@ -125,7 +125,8 @@ def evaluate(datasets, methods: tuple[str, ...], ablation: bool, split_mode: str
     from singerid.config import FeatureConfig
     from singerid.errors import DatasetError
     from singerid.evaluation import format_summary
-    from singerid.pipeline.evaluate import EvaluateConfig, check_gpu, evaluate as run_evaluation, prepare_datasets
+    from singerid.pipeline.evaluate import (EvaluateConfig, check_gpu, check_weights, evaluate as run_evaluation,
+                                            prepare_datasets)
 
     started = time.perf_counter()
     cores = len(os.sched_getaffinity(0))
@@ -138,6 +139,7 @@ def evaluate(datasets, methods: tuple[str, ...], ablation: bool, split_mode: str
                          reuse_home=reuse_home,
                          workers=workers or cores)
     check_gpu(cfg)
+    check_weights(cfg)
     prepared = prepare_datasets(datasets, cfg)
     run = run_evaluation(prepared, cfg, out_dir=out_dir, progress=show_progress())
     if as_json:

@@ -94,7 +94,9 @@ def train(data: Path, dataset: str, kind: str, recipe: str, input_kind: str | No
     chosen = get_recipe(kind if recipe == "paper" else recipe)
     overrides = {"input": input_kind, "remix": remix, "gain_tilt": gain_tilt, "album_adversary": album_adversary,
                  "head": head}
-    chosen = dataclasses.replace(chosen, kind=kind, **{k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None and v != getattr(chosen, k)}
+    name = f"{chosen.name}+custom" if given else chosen.name  # model.json says when a lever was changed by hand
+    chosen = dataclasses.replace(chosen, name=name, kind=kind, **given)
     out_dir = home / "models" / kind
     result = train_embedder(ds.tracks, feature_cfg=FeatureConfig(), model_cfg=chosen.model_config(),
                             train_cfg=chosen.train_config(train_cfg), out_dir=out_dir,

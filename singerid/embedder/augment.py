@@ -174,7 +174,7 @@ class Augmenter:
 
     def draw(self, n_blocks: int, *, epoch: int, batch: int = 0) -> AugmentDraw:
         """The parameters for a batch of ``n_blocks``: a pure function of (seed, epoch, batch, n_blocks)."""
-        rng = np.random.default_rng([self.seed, epoch, batch])
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch], spawn_key=(2, batch)))  # own stream
         uniform = lambda name: rng.uniform(*_range(self.cfg, name), size=n_blocks).astype(np.float32)  # noqa: E731
         remixed = rng.random(n_blocks) < self.cfg.prob
         return AugmentDraw(remixed, uniform("ratio_db"), uniform("gain_db"), uniform("tilt_db_per_octave"))

@@ -95,7 +95,7 @@ class TrainingLevers:
         order = epoch_batches(len(self.inputs), batch_size=self.cfg.batch_size, seed=self.cfg.seed, epoch=epoch)
         partners = None
         if self.cfg.remix:
-            rng = np.random.default_rng([self.cfg.seed, epoch, 7])
+            rng = np.random.default_rng(np.random.SeedSequence([self.cfg.seed, epoch], spawn_key=(1,)))  # own stream
             partners = choose_partners(self.albums, self.inputs.table.label, rng)
         for i, idx in enumerate(order):
             x, y = self.inputs[idx]  # (b, n_mels, frames), (b,)

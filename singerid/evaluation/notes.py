@@ -84,7 +84,8 @@ def baseline_verdicts(summaries: tuple[DatasetSummary, ...]) -> tuple[str, ...]:
     """
     lines = []
     for s in summaries:
-        deep = [m for m in s.methods if m.method != BASELINE and m.method not in ABLATION_METHODS]
+        deep = [m for m in s.methods if m.method not in (BASELINE, CLEAN_QUERIES, CLEAN_CEILING)
+                and m.method not in ABLATION_METHODS]
         base = s.method(BASELINE)
         if not deep:
             continue

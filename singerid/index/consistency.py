@@ -64,6 +64,11 @@ def find_problems(home: Home, manifest: Manifest, *, store: VectorsState | None 
                         f"{entry.size_bytes:,}; {rebuild}")
     elif verify_checksum and sha256_file(path) != entry.sha256:
         problems.append(f"index file {path} does not match its SHA-256 in the manifest; {rebuild}")
+    backend = home.backend_path(entry)
+    if entry.backend != "none" and (backend is None or not backend.is_file()):
+        problems.append(f"the {entry.backend} back end of the index ({backend}) is missing; {rebuild}")
+    elif backend is not None and verify_checksum and sha256_file(backend) != entry.backend_sha256:
+        problems.append(f"back end file {backend} does not match its SHA-256 in the manifest; {rebuild}")
     expected = model_sha256 or (store.model_sha256 if store is not None else None)
     if expected is not None and entry.model_sha256 != expected:
         problems.append(f"the index was built from vectors of model {_short(entry.model_sha256)}, the store holds "

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 HOME_ENV = "SINGERID_HOME"  # same name as singerid.cli.common.HOME_ENV
 DEFAULT_HOME = "singerid-home"  # same as singerid.cli.common.DEFAULT_HOME
 MANIFEST_FORMAT = "singerid-manifest"
-MANIFEST_VERSION = 1  # bump when the manifest's fields change
+MANIFEST_VERSION = 1  # bump when a field changes meaning (new fields with defaults keep old manifests readable)
 INDEX_SUFFIX = ".faiss"
 BACKEND_SUFFIX = ".backend.npz"  # the fitted LDA/WCCN projection beside its index
 

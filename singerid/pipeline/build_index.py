@@ -31,6 +31,8 @@ from singerid.pipeline.common import open_store
 
 log = logging.getLogger(__name__)
 
+MIN_LDA_SINGERS = 5  # ours: "auto" uses the LDA/WCCN back end from this many indexed singers on
+
 
 @dataclass(frozen=True, slots=True)
 class BuildSummary:
@@ -83,7 +85,8 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
                                 "run build-index again once the other command has finished")
         vectors = ShardSet(home.shards_dir, dim).gather(locations.shards, locations.rows)  # (n, d) float32
         home.create()
-        backend_kind = _resolve_backend(home, manifest.model.kind, cfg.backend)
+        backend_kind = _resolve_backend(home, manifest.model.kind, cfg.backend,
+                                        n_singers=len(np.unique(labels.singer_codes)))
         backend, backend_file, backend_sha = _fit_backend(home, backend_kind, vectors, labels.singer_codes)
         if backend is not None:
             vectors = backend.apply(vectors)  # (n, d_out) float32, unit rows
@@ -98,10 +101,12 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
                            ids_sha256=ids_hash, splits=tuple(splits) if splits else None, gpu=cfg.gpu,
                            front_end=manifest.model.front_end, backend=backend_kind, backend_file=backend_file,
                            backend_sha256=backend_sha)
+        # the threshold lives in the index's similarity space: written before the manifest points at the index
+        calibration = calibrate(vectors, labels.song_ids, labels.singer_codes, model_sha256=manifest.model.sha256,
+                                backend_sha256=backend_sha)
+        save_calibration(home.root, calibration)
         written = home.write_manifest(dataclasses.replace(manifest, index=entry))
         home.prune_index_files(written)
-        calibration = calibrate(vectors, labels.song_ids, labels.singer_codes, model_sha256=manifest.model.sha256)
-        save_calibration(home.root, calibration)
         store.record_index(IndexBuildRecord(index_type=spec.index_type, params=spec.to_dict(), n_vectors=len(index),
                                             dim=spec.dim, model_sha256=manifest.model.sha256, file_name=path.name,
                                             file_sha256=sha, ids_sha256=ids_hash))
@@ -111,12 +116,21 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
                         unknown_eer=calibration.equal_error_rate if calibration else None)
 
 
-def _resolve_backend(home: Home, kind: str, requested: str) -> str:
-    """``requested``, or for "auto" the back end the model's training recipe recorded ("none" if none)."""
+def _resolve_backend(home: Home, kind: str, requested: str, *, n_singers: int) -> str:
+    """``requested``, or for "auto" the back end the model's training recipe recorded ("none" if none).
+
+    "auto" keeps raw cosine below MIN_LDA_SINGERS indexed singers: LDA keeps n_singers - 1
+    dimensions, and in 1-3 dimensions nearly every block ties with its neighbours.
+    """
     if requested != "auto":
         return requested
     training = read_card(home.model_dir(kind)).training if (home.model_dir(kind) / SIDECAR_FILE).is_file() else {}
-    return str(training.get("backend") or "none")
+    chosen = str(training.get("backend") or "none")
+    if chosen == "lda-wccn" and n_singers < MIN_LDA_SINGERS:
+        log.warning("%d singers are too few for the lda-wccn back end (it keeps n_singers - 1 dimensions); "
+                    "indexing raw embeddings (force it with --backend lda-wccn)", n_singers)
+        return "none"
+    return chosen
 
 
 def _fit_backend(home: Home, kind: str, vectors: np.ndarray, singer_codes: np.ndarray

@@ -39,10 +39,11 @@ class Calibration:
     model_sha256: str
     genuine_median: float
     impostor_median: float
+    backend_sha256: str | None = None  # the back end whose space the similarities are in (None: raw cosine)
 
 
 def calibrate(vectors: np.ndarray, song_codes: np.ndarray, singer_codes: np.ndarray, *, model_sha256: str,
-              seed: int = 0) -> Calibration | None:
+              seed: int = 0, backend_sha256: str | None = None) -> Calibration | None:
     """Compute the threshold from reference embeddings float32 (n, d) with their song and singer codes.
 
     Returns None when there are fewer than 2 singers or 4 songs (nothing to calibrate against).
@@ -82,7 +83,7 @@ def calibrate(vectors: np.ndarray, song_codes: np.ndarray, singer_codes: np.ndar
     log.info("unknown-singer threshold %.4f (EER %.1f%% over %d songs)", threshold, 100 * eer, len(genuine))
     return Calibration(min_similarity=float(threshold), equal_error_rate=float(eer), n_songs=int(len(genuine)),
                        model_sha256=model_sha256, genuine_median=float(np.median(genuine)),
-                       impostor_median=float(np.median(impostor)))
+                       impostor_median=float(np.median(impostor)), backend_sha256=backend_sha256)
 
 
 def equal_error_threshold(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
@@ -105,8 +106,9 @@ def save_calibration(home_root: Path, calibration: Calibration | None) -> None:
     atomic_write_bytes(path, (json.dumps(asdict(calibration), indent=2) + "\n").encode())
 
 
-def load_calibration(home_root: Path, model_sha256: str) -> Calibration:
-    """The home's calibration; ArtefactError naming the repair if missing or for another model."""
+def load_calibration(home_root: Path, model_sha256: str, backend_sha256: str | None = None) -> Calibration:
+    """The home's calibration; ArtefactError naming the repair if missing, or made for another model
+    or another back end (its similarities would be in another space)."""
     path = Path(home_root) / CALIBRATION_FILE
     if not path.is_file():
         raise ArtefactError(f"{path} does not exist (too few singers or songs to calibrate?); "
@@ -117,4 +119,7 @@ def load_calibration(home_root: Path, model_sha256: str) -> Calibration:
         raise ArtefactError(f"cannot read {path}: {exc}; run `singerid build-index --home {home_root}`") from exc
     if calibration.model_sha256 != model_sha256:
         raise ArtefactError(f"{path} was made for another model; run `singerid build-index --home {home_root}`")
+    if calibration.backend_sha256 != backend_sha256:
+        raise ArtefactError(f"{path} was made for another index back end; "
+                            f"run `singerid build-index --home {home_root}`")
     return calibration

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from singerid.audio import BlockBatch, check_path, probe_audio, stream_blocks
 from singerid.embedder.cache import FeatureCache
 from singerid.embedder.embed import Embedder
-from singerid.errors import AudioError
+from singerid.errors import AudioError, ParameterError
 from singerid.index.files import sha256_file
 from singerid.index.home import Home
 from singerid.index.shards import ShardSet
@@ -81,6 +81,8 @@ def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None 
     started = time.perf_counter()
     kind = resolve_model_kind(home, model_kind)
     embedder = embedder or load_embedder(home, kind)
+    if features is not None:
+        _check_cache(features, embedder)
     home.create()
     record_model(home, home.read_manifest(missing_ok=True), embedder)
     cfg = embedder.feature_config
@@ -146,3 +148,11 @@ def _blocks(path: Path, embedder: Embedder, features: FeatureCache | None) -> It
     if features is None:
         return embedder.iter_blocks(path)  # the model's own front end (mix or separated vocals)
     return stream_blocks([np.asarray(features.logmel(path)).T], embedder.feature_config)
+
+
+def _check_cache(features: FeatureCache, embedder: Embedder) -> None:
+    """ParameterError unless ``features`` holds what the model hears (same features, stem and separation)."""
+    wanted = FeatureCache.for_input(features.root, embedder.feature_config, embedder.front_end_config)
+    if features.cfg != embedder.feature_config or features.dir != wanted.dir:
+        raise ParameterError(f"feature cache {features.dir} does not hold what the model hears "
+                             f"({embedder.front_end_config.describe()}, features {embedder.feature_config.fingerprint()})")

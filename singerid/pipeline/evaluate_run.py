@@ -97,7 +97,7 @@ def evaluate_seed(ds: Dataset, seed: int, *, cfg: EvaluateConfig, singers: tuple
                                        reuse_home=cfg.reuse_home, progress=progress))
     runs: list[RunResult] = []
     timbre: tuple[np.ndarray | None, np.ndarray | None, str] = (None, None, "attcrnn")
-    tests: dict[str, EvalBlocks] = {}  # per front-end input ("mix" / "vocals"): the test blocks
+    tests: dict[str, EvalBlocks] = {}  # per front end (FrontEndConfig.key): the test blocks
     if recipes:
         embedders = {name: Embedder.load(home.model_dir(recipes[name].kind)) for name, home in homes.items()}
         with timer.stage("test features"):
@@ -107,18 +107,18 @@ def evaluate_seed(ds: Dataset, seed: int, *, cfg: EvaluateConfig, singers: tuple
         outputs: dict[str, ModelOutput] = {}
         with timer.stage("classify"):
             for name, embedder in embedders.items():
-                outputs.update(forward_pass({name: embedder}, tests[embedder.front_end_config.input], cfg=cfg.feature,
+                outputs.update(forward_pass({name: embedder}, tests[embedder.front_end_config.key], cfg=cfg.feature,
                                             batch_size=cfg.batch_size, progress=progress))
-        timbre_name = next((n for n in ("voice", "attcrnn", "crnn") if n in outputs), next(iter(outputs)))
-        timbre = (outputs[timbre_name].embeddings, tests[embedders[timbre_name].front_end_config.input].block_label,
-                  RECIPES[timbre_name].kind)
+        timbre_name = next((n for n in ("attcrnn", "crnn", "voice") if n in outputs), next(iter(outputs)))
+        timbre = (outputs[timbre_name].embeddings, tests[embedders[timbre_name].front_end_config.key].block_label,
+                  timbre_name)
         for method in cfg.methods:
             name = METHOD_RECIPE[method]
             if name is None:
                 continue
             recipe = RECIPES[name]
             model = recipe.model_name
-            test = tests[embedders[model].front_end_config.input]
+            test = tests[embedders[model].front_end_config.key]
             embeddings = outputs[model].embeddings
             if method == "voice-knn-clean":
                 clean = _clean_voice_blocks(ds, singers=singers, features_dir=features_dir, cfg=cfg)
@@ -153,7 +153,7 @@ def evaluate_seed(ds: Dataset, seed: int, *, cfg: EvaluateConfig, singers: tuple
     elif "mfcc-logreg-clean" in cfg.methods:
         log.info("seed %d: mfcc-logreg-clean skipped: the dataset has no voice stems", seed)
     first = next(iter(recipes.values()), None)
-    counts = _counts(ds, seed, tests.get(first.input) if first else None,
+    counts = _counts(ds, seed, tests.get(first.front_end().key) if first else None,
                      homes[first.name] if first else None, first.kind if first else None)
     return SeedOutcome(runs=tuple(runs), counts=counts, timings=tuple(timer.timings), models=tuple(models),
                        timbre_embeddings=timbre[0], timbre_labels=timbre[1], timbre_method=timbre[2])
@@ -161,10 +161,10 @@ def evaluate_seed(ds: Dataset, seed: int, *, cfg: EvaluateConfig, singers: tuple
 
 def _test_blocks(tests: dict[str, EvalBlocks], ds: Dataset, front_end: FrontEndConfig, *,
                  singers: tuple[str, ...], features_dir: Path, cfg: EvaluateConfig) -> None:
-    """Fill ``tests[front_end.input]`` with the test blocks as that front end prepares them (once)."""
-    if front_end.input not in tests:
+    """Fill ``tests[front_end.key]`` with the test blocks as that front end prepares them (once)."""
+    if front_end.key not in tests:
         cache = FeatureCache.for_input(features_dir, cfg.feature, front_end)
-        tests[front_end.input] = collect_test_blocks(ds.select("test"), singers=singers, cache=cache)
+        tests[front_end.key] = collect_test_blocks(ds.select("test"), singers=singers, cache=cache)
 
 
 def _clean_voice_tracks(ds: Dataset) -> list[Track] | None:

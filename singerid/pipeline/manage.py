@@ -54,6 +54,7 @@ def enrol(home: Home, singer: str, songs: Sequence[str | Path], *, db_url: str |
     tracks = [Track(path=Path(p), singer=singer, song_id=f"{singer}/{Path(p).stem}", split="train", album=album,
                     dataset=ENROLLED_DATASET) for p in songs]
     manifest = home.read_manifest(missing_ok=True)
+    backend = load_backend(home, manifest.index) if manifest.index is not None else None  # checked before any write
     summary = embed_tracks(home, tracks, model_kind=manifest.model.kind if manifest.model else None,
                            db_url=db_url, progress=progress)
     manifest = home.read_manifest(missing_ok=True)
@@ -65,7 +66,7 @@ def enrol(home: Home, singer: str, songs: Sequence[str | Path], *, db_url: str |
     if summary.added:
         ids = np.concatenate([s.block_ids for s in summary.added])
         vectors = np.concatenate([s.embeddings for s in summary.added])
-        backend = load_backend(home, manifest.index)  # the projection fitted at build-index, as queries use it
+        # the projection fitted at build-index (on the singers indexed then), as queries use it
         index.add(vectors if backend is None else backend.apply(vectors), ids)
         save_index(home, manifest, index)
     return ChangeSummary(summary.n_added, summary.n_blocks, len(index), summary)

@@ -83,6 +83,7 @@ class QueryEngine:
         self.home = home
         self.embedder = embedder
         self.backend = backend  # LDA/WCCN projection fitted at build-index (None: raw cosine, the paper)
+        self.backend_sha256 = home.read_manifest().index.backend_sha256 if backend is not None else None
         self.index = index
         self.store = store
         self.labels = labels
@@ -139,7 +140,8 @@ class QueryEngine:
     def identify(self, path: str | Path, options: QueryOptions = QueryOptions()) -> SongDecision:
         """Decide who sings ``path``. Raises AudioError for unusable audio."""
         if options.reject_unknown and options.min_similarity is None and options.method == "knn":
-            threshold = load_calibration(self.home.root, self.embedder.weights_sha256).min_similarity
+            threshold = load_calibration(self.home.root, self.embedder.weights_sha256,
+                                         self.backend_sha256).min_similarity
             options = dataclasses.replace(options, min_similarity=threshold)
         if options.method == "softmax":
             return self._identify_softmax(Path(path), options)
