@@ -16,7 +16,9 @@ the same songs in one run:
 Variants are timed in turns (round robin over the repeats), so a shared machine's load falls on
 all of them alike. Columns: x real time (audio seconds / wall seconds, best round; the median
 beside it), busy (share of the CPUs other processes used during that best round: read the speed
-figures with it), speed ratio vs the reference, SI-SDR (dB) of vocals and
+figures with it), x cpu (audio seconds per CPU second this process used, best round: the
+figure least disturbed by other jobs; an idle machine's x real time lies between it and its
+double on 2 threads), speed ratio vs the reference, SI-SDR (dB) of vocals and
 accompaniment against the true stems and its improvement over the unprocessed mix, and the
 SI-SDR of the vocals against the reference's vocals (agreement). Writes JSON, and prints a
 one-line JSON summary last.
@@ -143,6 +145,8 @@ def main() -> None:
     default = next(r for r in rows if r["name"].endswith("default"))
     summary = {"bench": "separate", "threads": args.threads, "songs": n_songs, "seconds_per_song": seconds,
                "reference_x_real_time": rows[0]["x_real_time"], "default_x_real_time": default["x_real_time"],
+               "reference_x_per_cpu_second": rows[0]["x_real_time_per_cpu_second"],
+               "default_x_per_cpu_second": default["x_real_time_per_cpu_second"],
                "default_ratio_vs_reference": default["ratio_vs_reference"],
                "default_vocals_si_sdr_gain_db": default["vocals_gain_db"],
                "reference_vocals_si_sdr_gain_db": rows[0]["vocals_gain_db"],
@@ -162,19 +166,19 @@ def _pair(stems) -> tuple[np.ndarray, np.ndarray]:
     return stems.vocals, stems.accompaniment
 
 
-def _timed_round_robin(funcs, songs, repeats: int) -> tuple[list[list], list[list[tuple[float, float]]]]:
+def _timed_round_robin(funcs, songs, repeats: int) -> tuple[list[list], list[list[tuple[float, float, float]]]]:
     """Time each func on all songs, ``repeats`` rounds taken in turn so that a shared machine's load
     falls on every variant alike. Returns outputs per func and (wall seconds, others' CPU share)
-    per round. Each func first runs once on the first song (allocator and kernel set-up)."""
+    per round, and its own CPU seconds. Each func first runs once on the first song (allocator and kernel set-up)."""
     for func in funcs:
         func(songs[0])
     outs: list[list] = [[] for _ in funcs]
-    windows: list[list[tuple[float, float]]] = [[] for _ in funcs]
+    windows: list[list[tuple[float, float, float]]] = [[] for _ in funcs]
     for _ in range(repeats):
         for i, func in enumerate(funcs):
             with _CpuWindow() as w:
                 outs[i] = [func(s) for s in songs]
-            windows[i].append((w.wall, w.others))
+            windows[i].append((w.wall, w.others, w.own))
     return outs, windows
 
 
@@ -187,7 +191,8 @@ class _CpuWindow:
 
     def __exit__(self, *exc) -> None:
         self.wall = time.perf_counter() - self._start
-        others = (_busy_seconds() - self._busy) - (_own_seconds() - self._own)
+        self.own = _own_seconds() - self._own
+        others = (_busy_seconds() - self._busy) - self.own
         self.others = max(0.0, others) / (len(os.sched_getaffinity(0)) * self.wall)
 
 
@@ -215,6 +220,7 @@ def _row(name, cfg, outs, windows, songs, audio_seconds, baseline, ref_out) -> d
             "x_real_time": round(audio_seconds / best[0], 1),
             "x_real_time_median": round(audio_seconds / float(np.median([w[0] for w in windows])), 1),
             "others_cpu_share": round(best[1], 2),
+            "x_real_time_per_cpu_second": round(audio_seconds / min(w[2] for w in windows), 1),
             "vocals_si_sdr_db": round(voc, 2), "accompaniment_si_sdr_db": round(acc, 2),
             "vocals_gain_db": round(voc - baseline["vocals"], 2),
             "accompaniment_gain_db": round(acc - baseline["accompaniment"], 2),
@@ -223,12 +229,13 @@ def _row(name, cfg, outs, windows, songs, audio_seconds, baseline, ref_out) -> d
 
 def _print_table(rows: list[dict], baseline: dict) -> None:
     print(f"mix as estimate: vocals {baseline['vocals']:.2f} dB, accompaniment {baseline['accompaniment']:.2f} dB")
-    head = f"{'variant':38s} {'x rt':>6s} {'(med)':>6s} {'busy':>5s} {'ratio':>6s} {'voc dB':>7s} {'+gain':>6s} " \
-           f"{'acc dB':>7s} {'+gain':>6s} {'vs ref':>7s}"
+    head = f"{'variant':38s} {'x rt':>6s} {'(med)':>6s} {'busy':>5s} {'x cpu':>6s} {'ratio':>6s} " \
+           f"{'voc dB':>7s} {'+gain':>6s} {'acc dB':>7s} {'+gain':>6s} {'vs ref':>7s}"
     print(head)
     print("-" * len(head))
     for r in rows:
         print(f"{r['name']:38s} {r['x_real_time']:6.1f} {r['x_real_time_median']:6.1f} {r['others_cpu_share']:5.0%} "
+              f"{r['x_real_time_per_cpu_second']:6.1f} "
               f"{r['ratio_vs_reference']:6.2f} "
               f"{r['vocals_si_sdr_db']:7.2f} {r['vocals_gain_db']:6.2f} {r['accompaniment_si_sdr_db']:7.2f} "
               f"{r['accompaniment_gain_db']:6.2f} {r['vocals_vs_reference_db']:7.1f}")
