@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +34,27 @@ def tone(tmp_path: Path):
     return make
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Run the test with one torch thread (tests share 2 cores; oversubscription is slow)."""
+@contextlib.contextmanager
+def _torch_threads(n: int):
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test with one torch thread (tests share 2 cores; oversubscription is slow)."""
+    with _torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread_module():
+    """One torch thread for a whole module (``pytestmark = pytest.mark.usefixtures(...)``)."""
+    with _torch_threads(1):
+        yield

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from embed_corpus import make_tracks, write_song
 
@@ -34,12 +33,7 @@ N_SINGERS = 4
 TRAIN = TrainConfig(epochs=5, batch_size=8, lr=3e-3, patience=5, seed=0)  # ours: enough for the easy corpus
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _few_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 @pytest.fixture(scope="module")

@@ -21,15 +21,7 @@ RATE = 16_000
 
 
 @pytest.fixture(scope="module")
-def torch_one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def nets(torch_one_thread):
+def nets(one_torch_thread_module):
     """Both U-Nets, loaded and fused once for the module (shared by every Separator below)."""
     return {stem: ckpt.load_unet(stem).fuse() for stem in ckpt.STEMS}
 
@@ -47,7 +39,7 @@ def song():
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
-def test_checkpoints_load_strictly_and_fused_net_matches(torch_one_thread):
+def test_checkpoints_load_strictly_and_fused_net_matches(one_torch_thread_module):
     net = ckpt.load_unet("vocals")  # load_state_dict(strict=True) inside
     x = torch.rand(1, 2, 64, 128) * 3
     with torch.inference_mode():
@@ -193,7 +185,7 @@ def test_si_sdr():
 
 # --- CLI -----------------------------------------------------------------------------------------
 
-def test_cli_writes_stems_and_exits_0(song, tmp_path, capsys, torch_one_thread):
+def test_cli_writes_stems_and_exits_0(song, tmp_path, capsys, one_torch_thread_module):
     from singerid.cli import main
 
     sf.write(tmp_path / "song.flac", song.mix, RATE)
@@ -206,7 +198,7 @@ def test_cli_writes_stems_and_exits_0(song, tmp_path, capsys, torch_one_thread):
     assert "separated 1 of 1 file(s), 6.0 s of audio" in capsys.readouterr().out
 
 
-def test_cli_names_a_bad_file_exits_1_and_still_writes_the_good_one(song, tmp_path, capsys, torch_one_thread):
+def test_cli_names_a_bad_file_exits_1_and_still_writes_the_good_one(song, tmp_path, capsys, one_torch_thread_module):
     from singerid.cli import main
 
     sf.write(tmp_path / "good.wav", song.mix, RATE)

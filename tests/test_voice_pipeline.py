@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from singerid.audio import segment_blocks
@@ -31,12 +30,7 @@ SPEC = CorpusSpec(singers=3, albums=3, songs_per_album=2, seconds=5.0, seed=11, 
 FAST = ["--epochs", "2", "--batch-size", "8", "--threads", "1"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread_module")
 
 
 @pytest.fixture(scope="module")
