@@ -194,8 +194,11 @@ class Augmenter:
                                  f"{tuple(vocals_db.shape)}")
         params = self.draw(int(vocals_db.shape[0]), epoch=epoch, batch=batch)
         tensor = lambda a: torch.from_numpy(a).to(vocals_db.device)  # noqa: E731
-        mixed = remix(vocals_db, accomp_db, tensor(params.ratio_db))  # (b, n_mels, frames)
         keep = vocals_db if mixture_db is None else mixture_db
-        x = torch.where(tensor(params.remixed)[:, None, None], mixed, keep)  # (b, n_mels, frames)
+        if params.remixed.any():  # gain/tilt-only training (prob 0) never pays for the remix
+            mixed = remix(vocals_db, accomp_db, tensor(params.ratio_db))  # (b, n_mels, frames)
+            x = torch.where(tensor(params.remixed)[:, None, None], mixed, keep)  # (b, n_mels, frames)
+        else:
+            x = keep
         return apply_gain_tilt(x, tensor(params.gain_db), tensor(params.tilt_db_per_octave), self.mel_centres_hz)
 

@@ -29,9 +29,9 @@ import numpy as np
 from singerid.audio import LogMel, check_path, compute_logmel, iter_audio
 from singerid.config import FeatureConfig
 from singerid.errors import AudioError, ParameterError
-from singerid.frontend import FrontEnd, FrontEndConfig
+from singerid.frontend import STEMS, FrontEnd, FrontEndConfig
 
-SEPARATED_STEMS = ("vocals", "accompaniment")
+SEPARATED_STEMS = tuple(s for s in STEMS if s != "mix")  # ("vocals", "accompaniment")
 PCM_SUFFIX = ".pcm16.npy"  # a separated stem's audio, int16, beside its log-mel entry
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class FeatureCache:
 
     def __init__(self, cache_dir: Path, cfg: FeatureConfig, *, stem: str = "mix", separation: Any = None,
                  device: str = "cpu") -> None:
-        if stem not in ("mix", *SEPARATED_STEMS):
+        if stem not in STEMS:
             raise ParameterError(f"stem must be mix, vocals or accompaniment, got {stem!r}")
         self.cfg = cfg
         self.stem = stem

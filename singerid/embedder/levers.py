@@ -20,7 +20,6 @@ the batches an uninterrupted one would.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,15 +28,6 @@ from torch import nn
 from singerid.config import FeatureConfig, TrainConfig
 from singerid.embedder.data import BlockDataset, epoch_batches
 from singerid.errors import DatasetError
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """One training batch: x float32 (b, n_mels, frames) log-mel dB, y and album int64 (b,)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    album: torch.Tensor
 
 
 class TrainingLevers:
@@ -88,8 +78,11 @@ class TrainingLevers:
         """Trainable parameters besides the model's (the adversary's head)."""
         return list(self.adversary.parameters()) if self.adversary is not None else []
 
-    def batches(self, epoch: int) -> Iterator[Batch]:
-        """The epoch's batches in the seeded order of ``epoch_batches``, levers applied."""
+    def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The epoch's batches (x, y, album) in the seeded order of ``epoch_batches``, levers applied.
+
+        x: float32 (b, n_mels, frames) log-mel dB; y and album: int64 (b,).
+        """
         from singerid.embedder.augment import choose_partners
 
         order = epoch_batches(len(self.inputs), batch_size=self.cfg.batch_size, seed=self.cfg.seed, epoch=epoch)
@@ -107,7 +100,7 @@ class TrainingLevers:
                                        mixture_db=None if self.input_is_vocals else x)
                 else:  # gain and tilt only (the remix probability is 0)
                     x = self.augmenter(x, x, epoch=epoch, batch=i)
-            yield Batch(x, y, torch.from_numpy(self.albums[idx]))
+            yield x, y, torch.from_numpy(self.albums[idx])  # (b, n_mels, frames), (b,), (b,)
 
     def extra_loss(self, emb: torch.Tensor, album: torch.Tensor, singers: torch.Tensor) -> torch.Tensor | None:
         """The adversary's album loss (within each singer's albums) on the embeddings; None when off.

@@ -195,7 +195,7 @@ def _run_epoch(epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, t
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     with tqdm(total=len(batches), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
               leave=True) as bar:
-        loader = (((b.x, b.y, b.album) for b in levers.batches(epoch)) if levers.active
+        loader = (levers.batches(epoch) if levers.active
                   else make_loader(train_set, batches, workers=cfg.workers))
         train_loss, train_acc = _fit_epoch(model, optimizer, loss_fn, loader, bar, bf16=bf16, levers=levers)
         val_loss, val_acc = _evaluate(model, loss_fn, make_loader(val_set, val_batches, workers=cfg.workers))
