@@ -24,7 +24,7 @@ COMMANDS: dict[str, str] = {
     "train": "singerid.cli.train:train",
     "embed-corpus": "singerid.cli.vectordb:embed_corpus",
     "build-index": "singerid.cli.vectordb:build_index",
-    "query": "singerid.cli.vectordb:query",
+    "query": "singerid.cli.query:query",
     "enrol": "singerid.cli.vectordb:enrol",
     "remove": "singerid.cli.vectordb:remove",
     "info": "singerid.cli.vectordb:info",
