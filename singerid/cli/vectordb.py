@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from singerid import constants as C
 from singerid.cli.common import (
     dataset_option, db_option, home_option, json_option, parse_bytes, print_json, show_progress,
 )
