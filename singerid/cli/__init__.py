@@ -25,9 +25,9 @@ COMMANDS: dict[str, str] = {
     "embed-corpus": "singerid.cli.vectordb:embed_corpus",
     "build-index": "singerid.cli.vectordb:build_index",
     "query": "singerid.cli.query:query",
-    "enrol": "singerid.cli.vectordb:enrol",
-    "remove": "singerid.cli.vectordb:remove",
-    "info": "singerid.cli.vectordb:info",
+    "enrol": "singerid.cli.manage:enrol",
+    "remove": "singerid.cli.manage:remove",
+    "info": "singerid.cli.manage:info",
     "evaluate": "singerid.cli.evaluate:evaluate",
 }
 

@@ -1,16 +1,14 @@
-"""Vector-database commands: embed-corpus, build-index, query, enrol, remove, info."""
+"""Vector-database commands: embed-corpus and build-index."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from singerid.cli.common import (
     dataset_option, db_option, home_option, json_option, parse_bytes, print_json, show_progress,
 )
-from singerid.errors import ArtefactError, SingeridError
 
 INDEX_TYPES = ("flat", "flat-fp16", "ivf-pq", "hnsw", "auto")
 
@@ -112,111 +110,3 @@ def build_index(home: Path, db_url: str | None, index_type: str, gpu: bool, nlis
                     "unknown_threshold": summary.unknown_threshold, "unknown_eer": summary.unknown_eer})
         return
     click.echo(summary.line())
-
-
-@click.command("enrol")
-@click.argument("singer")
-@click.argument("songs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@home_option
-@db_option
-@click.option("--album", default=None, help="Album name to record for these songs.")
-def enrol(singer: str, songs: tuple[Path, ...], home: Path, db_url: str | None, album: str | None) -> None:
-    """Add a new SINGER from SONGS without retraining: stored, indexed, queryable at once.
-
-    \b
-    Example:
-      singerid enrol "Nina Simone" feeling_good.mp3 sinnerman.flac --home H
-    """
-    from singerid.pipeline.manage import enrol as do_enrol
-
-    summary = do_enrol(_home(home), singer, songs, db_url=db_url, album=album, progress=show_progress())
-    if summary.embed is not None:
-        for _, error in summary.embed.failures:
-            click.echo(f"failed: {error}", err=True)
-    where = (f"index now holds {summary.index_vectors:,} vectors" if summary.index_vectors is not None
-             else "no index yet: run `singerid build-index`")
-    skipped = f" ({summary.embed.n_skipped} already stored, skipped)" if summary.embed and summary.embed.n_skipped else ""
-    click.echo(f"enrolled {singer}: {summary.n_songs} song(s), {summary.n_blocks:,} blocks{skipped}; {where}")
-    if summary.embed is not None and summary.embed.n_failed:
-        raise SingeridError(f"{summary.embed.n_failed} of {len(songs)} song(s) could not be enrolled")
-
-
-@click.command("remove")
-@home_option
-@db_option
-@click.option("--singer", default=None, help="Remove this singer and all their songs.")
-@click.option("--song", "songs", multiple=True, type=click.Path(path_type=Path), help="Remove this song (repeatable).")
-def remove(home: Path, db_url: str | None, singer: str | None, songs: tuple[Path, ...]) -> None:
-    """Remove a singer or songs from the store and the index.
-
-    \b
-    Example:
-      singerid remove --singer "Nina Simone" --home H
-      singerid remove --song feeling_good.mp3 --home H
-    """
-    from singerid.pipeline.manage import remove as do_remove
-
-    if (singer is None) == (not songs):
-        raise click.UsageError("give exactly one of --singer NAME or --song PATH (repeatable)")
-    summary = do_remove(_home(home), singer=singer, songs=songs, db_url=db_url)
-    where = f"; index now holds {summary.index_vectors:,} vectors" if summary.index_vectors is not None else ""
-    click.echo(f"removed {summary.n_songs} song(s), {summary.n_blocks:,} blocks{where}")
-
-
-@click.command("info")
-@home_option
-@db_option
-@click.option("--check", is_flag=True, help="Full consistency check (ids, checksums); exit 1 on any problem.")
-@json_option
-def info(home: Path, db_url: str | None, check: bool, as_json: bool) -> None:
-    """Show what a home holds (singers, songs, blocks per split, model, index) and whether it agrees.
-
-    \b
-    Example:
-      singerid info --home H
-      singerid info --home H --check --json
-    """
-    from singerid.pipeline.manage import info as gather
-
-    data = gather(_home(home), db_url=db_url, check=check)
-    if as_json:
-        print_json(data)
-    else:
-        _print_info(data)
-    if check and data["problems"]:
-        raise ArtefactError(f"{len(data['problems'])} problem(s) in {data['home']}: {data['problems'][0]}")
-
-
-def _print_info(data: dict[str, Any]) -> None:
-    click.echo(f"home: {data['home']}")
-    model = data.get("model")
-    if model:
-        detail = model.get("error") or f"sha256 {model['sha256'][:12]}, d={model['embedding_dim']}, " \
-                                       f"{model['singers_trained']} training singers"
-        click.echo(f"model: {model['kind']} ({detail})")
-        if "front_end_description" in model:
-            recipe = ", ".join(f"{k} {v}" for k, v in model["training"].items())
-            click.echo(f"hears: {model['front_end_description']}; trained with {recipe}")
-    index = data.get("index")
-    click.echo("index: " + ("none (run `singerid build-index`)" if not index else
-                            f"{index['type']} ({index['factory_key']}), {index['n_vectors']:,} vectors, d={index['dim']}, "
-                            f"{index['size_bytes'] / 2**20:,.1f} MiB, back end {index['backend']}, "
-                            f"built {index['built_at']}"))
-    cal = data.get("unknown_calibration")
-    if cal:
-        click.echo(f"unknown-singer threshold: mean similarity {cal['min_similarity']:.3f} "
-                   f"(EER {cal['equal_error_rate']:.1%} over {cal['n_songs']} reference songs)")
-    click.echo(f"{data['n_singers']:,} singers, {data['n_songs']:,} songs, {data['n_blocks']:,} blocks, "
-               f"{data['failures']:,} recorded failures")
-    splits = ("train", "val", "test")
-    click.echo(f"  {'singer':<28} {'kind':<9}" + "".join(f"{s:>14}" for s in splits))
-    for s in data["singers"]:
-        cells = "".join(f"{s['splits'].get(sp, {}).get('n_songs', 0):>5} /{s['splits'].get(sp, {}).get('n_blocks', 0):>6}"
-                        for sp in splits)
-        click.echo(f"  {s['name']:<28} {s['kind']:<9}{cells}")
-    click.echo("  (songs / blocks per split)")
-    if data["problems"]:
-        for p in data["problems"]:
-            click.echo(f"problem: {p}", err=True)
-    else:
-        click.echo("consistent: model, store, index and manifest agree")
