@@ -10,9 +10,11 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from typing import Any
 
 import click
 
+from singerid.cli.common import QUIET_KEY
 from singerid.errors import SingeridError
 
 # command name -> "module:function"; the order here is the order of `singerid --help`.
@@ -32,10 +34,14 @@ COMMANDS: dict[str, str] = {
 }
 
 EXIT_INTERNAL = 3  # an unexpected exception: a bug in singerid
+GLOBAL_FLAGS = ("-q", "--quiet", "--debug", "--verbose")  # also -v, -vv: accepted before or after the sub-command
 
 
 class LazyGroup(click.Group):
     """A click group whose sub-commands are imported on first use."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_flags(args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name in COMMANDS if self._load(name) is not None]
@@ -59,11 +65,12 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug logs).")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option("-v", "--verbose", count=True, help="Info logs too (-vv: debug logs).")
+@click.option("-q", "--quiet", is_flag=True, help="Only results and errors: no progress, no warnings.")
 @click.option("--debug", is_flag=True, help="Show the full traceback of errors.")
 @click.version_option(package_name="singerid")
-def cli(verbose: int, quiet: bool, debug: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     """singerid: who sings this song? KNN-Net singer identification over a vector database.
 
     \b
@@ -73,11 +80,61 @@ def cli(verbose: int, quiet: bool, debug: bool) -> None:
       singerid embed-corpus demo-corpus --home H --split train
       singerid build-index --home H
       singerid query song.mp3 --home H
+
+    -v, -q and --debug may come before or after the command. Progress shows as a bar on a
+    terminal and as one line per stage or epoch otherwise; -q turns it off.
     """
-    level = logging.WARNING if quiet else (logging.INFO if verbose <= 1 else logging.DEBUG)
-    if verbose == 0 and not quiet:
-        level = logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    ctx.meta[QUIET_KEY] = quiet
+    configure_logging(verbose=verbose, quiet=quiet)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (click's test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def configure_logging(*, verbose: int, quiet: bool) -> None:
+    """Default: progress lines and warnings; -q: errors only; -v: info logs; -vv: debug logs.
+
+    singerid's own loggers get a handler (replaced on each call, so repeated runs in one
+    process do not print twice); the ``singerid.progress`` logger prints bare lines.
+    """
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO)[min(verbose, 1)]
+    if verbose >= 2:
+        level = logging.DEBUG
+    for name, fmt, lvl, propagate in (("singerid", "%(levelname)s %(name)s: %(message)s", level, True),
+                                      ("singerid.progress", "%(message)s", logging.ERROR if quiet else logging.INFO,
+                                       False)):
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+            logger.removeHandler(old)
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter(fmt))
+        logger.addHandler(handler)
+        logger.setLevel(lvl)
+        logger.propagate = propagate
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """Move -v/-vv/-q/--debug given after the sub-command to the front (never past a ``--``)."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if _is_global_flag(a)]
+    rest = [a for a in args[:end] if not _is_global_flag(a)]
+    return flags + rest + args[end:]
+
+
+def _is_global_flag(arg: str) -> bool:
+    return arg in GLOBAL_FLAGS or (len(arg) >= 2 and arg[0] == "-" and set(arg[1:]) == {"v"})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,15 +6,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
 from singerid.errors import ParameterError
+from singerid.progress import Mode
 
 HOME_ENV = "SINGERID_HOME"
 DEFAULT_HOME = "singerid-home"
 DATASET_CHOICES = ("auto", "artist20", "singer32", "singer60", "folder")
+QUIET_KEY = "singerid.quiet"  # click ctx.meta key set by the group's -q
 
 
 def home_option(func: Any) -> Any:
@@ -49,9 +51,68 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+def device_option(func: Any) -> Any:
+    """--device cpu|cuda: where torch runs; check it with :func:`check_device_option` once torch is imported."""
+    return click.option(
+        "--device", default="cpu", show_default=True, metavar="cpu|cuda",
+        help="Torch device: cpu, cuda or cuda:N.",
+    )(func)
+
+
+def threads_option(func: Any) -> Any:
+    """--threads N: torch CPU threads (apply with :func:`set_threads`)."""
+    return click.option(
+        "--threads", type=click.IntRange(min=1), default=None,
+        help="Torch CPU threads [default: all cores available].",
+    )(func)
+
+
+def workers_help(what: str = "") -> str:
+    """The one meaning of --workers: processes."""
+    return f"Worker processes{' ' + what if what else ''} (1 = in this process)."
+
+
+def check_device_option(device: str) -> str:
+    """Validate --device with the library's check (imports torch). Raises ParameterError."""
+    from singerid.devices import check_device
+
+    return check_device(device)
+
+
+def set_threads(threads: int | None) -> int:
+    """Give torch ``threads`` CPU threads (all cores available when None); returns the number set."""
+    import torch
+
+    n = threads or available_cores()
+    torch.set_num_threads(n)
+    return n
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def is_quiet() -> bool:
+    """Whether -q was given (before or after the sub-command)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(QUIET_KEY))
+
+
+def progress_mode(*, quiet: bool | None = None, stream: TextIO | None = None) -> Mode:
+    """The progress mode of this run: "off" with -q (or SINGERID_NO_PROGRESS set), "bar" when stderr is
+    a terminal, else "lines" (one line per stage or epoch, for logs, CI and pipes)."""
+    if (is_quiet() if quiet is None else quiet) or os.environ.get("SINGERID_NO_PROGRESS"):
+        return "off"
+    return "bar" if (stream or sys.stderr).isatty() else "lines"
+
+
 def show_progress() -> bool:
-    """Progress bars only when stderr is a terminal (never in logs, CI or pipes)."""
-    return sys.stderr.isatty() and not os.environ.get("SINGERID_NO_PROGRESS")
+    """Deprecated: the old bool (a bar only on a terminal); use :func:`progress_mode`."""
+    return progress_mode() == "bar"
 
 
 def parse_bytes(text: str) -> int:
