@@ -15,12 +15,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from singerid.audio import BlockBatch, LogMel, compute_logmel, iter_song_blocks
+from singerid.audio import BlockBatch, LogMel, Source, compute_logmel, iter_song_blocks
 from singerid.config import FeatureConfig
 from singerid.errors import ParameterError
 
@@ -109,11 +108,11 @@ class FrontEnd:
             self._separator = Separator.load(self.cfg.separation, device=self.device)
         return self._separator
 
-    def iter_blocks(self, path: str | Path) -> Iterator[BlockBatch]:
+    def iter_blocks(self, path: Source) -> Iterator[BlockBatch]:
         """Stream the model-input blocks of one file (bounded memory). Raises AudioError."""
         return iter_song_blocks(path, self.features, logmel=self._logmel, transform=self.stem_transform(self.cfg.input))
 
-    def logmel(self, path: str | Path, stem: str | None = None) -> np.ndarray:
+    def logmel(self, path: Source, stem: str | None = None) -> np.ndarray:
         """Whole-file log-mel float32 (n_mels, frames) of ``stem`` (default: the model's input)."""
         return compute_logmel(path, self.features, logmel=self._logmel,
                               transform=self.stem_transform(stem or self.cfg.input))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
@@ -45,7 +45,7 @@ class SongDecision:
     """A song-level answer with the evidence behind it."""
 
     song: str
-    singer: str  # predicted singer, or "unknown" when below the acceptance threshold
+    singer: str  # predicted singer, or "unknown" when below the acceptance threshold (see ``known``)
     vote_share: float  # fraction of blocks that voted for ``singer``
     n_blocks: int
     runners_up: tuple[tuple[str, float], ...] = ()  # (singer, vote share), best first
@@ -54,3 +54,5 @@ class SongDecision:
     method: str = "knn"  # "knn" (KNN-Net) or "softmax" (the classifier head)
     predicted: str = ""  # the best singer even when ``singer`` is "unknown"
     timings: dict = field(default_factory=dict)  # seconds per stage
+    song_vector: Any = field(default=None, compare=False, repr=False)  # float32 (d,) unit: the song's centroid in index space
+    known: bool = True  # False: rejected as an unknown singer (``singer`` is then "unknown", even if a singer has that name)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -58,3 +59,52 @@ def one_torch_thread_module():
     """One torch thread for a whole module (``pytestmark = pytest.mark.usefixtures(...)``)."""
     with _torch_threads(1):
         yield
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadyHome:
+    """A queryable home (trained attcrnn, training split embedded, flat index) and its corpus."""
+
+    home: Any  # singerid.index.home.Home
+    tracks: list  # list[singerid.records.Track]
+
+    def songs(self, split: str) -> list[Path]:
+        return [t.path for t in self.tracks if t.split == split]
+
+    def singer_of(self, path: Path) -> str:
+        return next(t.singer for t in self.tracks if t.path == path)
+
+    def copy(self, dest: Path) -> Any:
+        """A private copy of the home for a test that changes it."""
+        import shutil
+
+        from singerid.index.home import Home
+
+        shutil.copytree(self.home.root, dest)
+        return Home(dest)
+
+
+@pytest.fixture(scope="session")
+def ready_home(tmp_path_factory) -> ReadyHome:
+    """Built once per test session (about 10 s): 4 singers x (3 train + 1 val + 2 test) songs x 5 s.
+
+    Read-only: tests that enrol or remove take ``ready_home.copy(tmp_path / "home")``.
+    """
+    from embed_corpus import make_tracks
+
+    from singerid.config import FeatureConfig, ModelConfig, TrainConfig
+    from singerid.embedder.train import train_embedder
+    from singerid.index.home import Home
+    from singerid.pipeline.build_index import build_index
+    from singerid.pipeline.embed_corpus import embed_tracks
+
+    root = tmp_path_factory.mktemp("ready_corpus")
+    tracks = make_tracks(root, singers=4, train_songs=3, val_songs=1, test_songs=2, seconds=5.0)
+    home = Home(tmp_path_factory.mktemp("ready_home")).create()
+    with _torch_threads(1):
+        train_embedder(tracks, feature_cfg=FeatureConfig(), model_cfg=ModelConfig(kind="attcrnn"),
+                       train_cfg=TrainConfig(epochs=5, batch_size=8, lr=3e-3, patience=5, seed=0),
+                       out_dir=home.model_dir("attcrnn"), cache_dir=home.root / "cache")
+        embed_tracks(home, [t for t in tracks if t.split == "train"])
+        build_index(home)
+    return ReadyHome(home, tracks)

@@ -10,20 +10,21 @@ import numpy as np
 from singerid import constants as C
 from singerid.audio.blocks import BlockBatch, block_starts, n_blocks, segment_blocks, stream_blocks
 from singerid.audio.features import LogMel
-from singerid.audio.load import AudioInfo, check_path, iter_audio, load_audio, probe_audio
+from singerid.audio.load import AudioInfo, Waveform, check_path, iter_audio, iter_waveform, load_audio, probe_audio
 from singerid.config import FeatureConfig
 from singerid.errors import AudioError
 
 ChunkTransform = Callable[[np.ndarray], np.ndarray]  # mono float32 (n,) -> float32 (n,), e.g. voice separation
+Source = str | Path | Waveform  # an audio file, or audio already in memory
 
 __all__ = [
-    "AudioInfo", "ChunkTransform", "BlockBatch", "LogMel", "block_starts", "check_path", "compute_logmel", "iter_audio",
-    "iter_song_blocks", "load_audio", "n_blocks", "probe_audio", "segment_blocks", "song_blocks",
+    "AudioInfo", "ChunkTransform", "BlockBatch", "Source", "Waveform", "LogMel", "block_starts", "check_path", "compute_logmel", "iter_audio",
+    "iter_song_blocks", "iter_waveform", "load_audio", "n_blocks", "probe_audio", "segment_blocks", "song_blocks",
     "stream_blocks",
 ]
 
 
-def compute_logmel(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | None = None,
+def compute_logmel(path: Source, cfg: FeatureConfig, *, logmel: LogMel | None = None,
                    chunk_seconds: float = C.STREAM_CHUNK_SECONDS, transform: ChunkTransform | None = None
                    ) -> np.ndarray:
     """Log-mel of a whole file: float32 (n_mels, frames). Raises AudioError (also if < 1 block).
@@ -38,7 +39,7 @@ def compute_logmel(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | Non
     return front(signal)
 
 
-def iter_song_blocks(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | None = None,
+def iter_song_blocks(path: Source, cfg: FeatureConfig, *, logmel: LogMel | None = None,
                      chunk_seconds: float = C.STREAM_CHUNK_SECONDS,
                      transform: ChunkTransform | None = None) -> Iterator[BlockBatch]:
     """Stream the blocks of one file in bounded memory (about ``chunk_seconds`` of audio).
@@ -61,10 +62,10 @@ def iter_song_blocks(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | N
         yield batch
     _check_long_enough(path, samples_seen, cfg)
     if yielded == 0:
-        raise AudioError(f"{Path(path)}: every block is below the silence threshold ({cfg.silence_db} dB)")
+        raise AudioError(f"{_name(path)}: every block is below the silence threshold ({cfg.silence_db} dB)")
 
 
-def song_blocks(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | None = None,
+def song_blocks(path: Source, cfg: FeatureConfig, *, logmel: LogMel | None = None,
                 transform: ChunkTransform | None = None) -> BlockBatch:
     """All blocks of one file as a single ``BlockBatch`` (see ``iter_song_blocks``)."""
     batches = list(iter_song_blocks(path, cfg, logmel=logmel, transform=transform))
@@ -72,14 +73,19 @@ def song_blocks(path: str | Path, cfg: FeatureConfig, *, logmel: LogMel | None =
                       np.concatenate([b.offsets_seconds for b in batches]))
 
 
-def _decoded(path: str | Path, cfg: FeatureConfig, chunk_seconds: float,
+def _decoded(path: Source, cfg: FeatureConfig, chunk_seconds: float,
              transform: ChunkTransform | None) -> Iterator[np.ndarray]:
-    for chunk in iter_audio(path, sample_rate=cfg.sample_rate, chunk_seconds=chunk_seconds):
+    decode = iter_waveform if isinstance(path, Waveform) else iter_audio
+    for chunk in decode(path, sample_rate=cfg.sample_rate, chunk_seconds=chunk_seconds):
         yield chunk if transform is None else transform(chunk)
 
 
-def _check_long_enough(path: str | Path, n_samples: int, cfg: FeatureConfig) -> None:
+def _check_long_enough(path: Source, n_samples: int, cfg: FeatureConfig) -> None:
     """A file must hold one block's duration (block_frames * hop_samples samples)."""
     if n_samples < cfg.block_frames * cfg.hop_samples:
         seconds = n_samples / cfg.sample_rate
-        raise AudioError(f"{Path(path)}: {seconds:.2f} s is shorter than one block ({cfg.block_seconds:.2f} s)")
+        raise AudioError(f"{_name(path)}: {seconds:.2f} s is shorter than one block ({cfg.block_seconds:.2f} s)")
+
+
+def _name(source: Source) -> str:
+    return source.name if isinstance(source, Waveform) else str(Path(source))

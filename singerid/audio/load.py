@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,52 @@ class AudioInfo:
     @property
     def duration_seconds(self) -> float:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Waveform:
+    """Audio already in memory (an upload, a microphone, another library's output).
+
+    samples: float (n,) mono or (n, channels), any finite range (clipped nowhere);
+    sample_rate: Hz; name: what error messages call it.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    name: str = "<waveform>"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sample_rate, (int, np.integer)) or not 1 <= int(self.sample_rate) <= 1_000_000:
+            raise AudioError(f"{self.name}: sample rate must be an integer in [1, 1000000] Hz, got {self.sample_rate!r}")
+        x = np.asarray(self.samples)
+        if x.ndim not in (1, 2) or x.size == 0 or not np.issubdtype(x.dtype, np.number):
+            raise AudioError(f"{self.name}: samples must be a non-empty numeric array (n,) or (n, channels), "
+                             f"got shape {x.shape} of {x.dtype}")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def iter_waveform(wave: Waveform, *, sample_rate: int, chunk_seconds: float = 60.0) -> Iterator[np.ndarray]:
+    """``iter_audio`` for audio in memory: mono float32 chunks at ``sample_rate`` Hz, same checks."""
+    x = np.asarray(wave.samples)
+    mono = x.mean(axis=1, dtype=np.float64) if x.ndim == 2 else x
+    mono = np.asarray(mono, dtype=np.float32)
+    if not np.all(np.isfinite(mono)):
+        raise AudioError(f"{wave.name}: contains NaN or infinite samples")
+    peak = float(np.max(np.abs(mono)))
+    if peak < SILENCE_PEAK:
+        raise AudioError(f"{wave.name}: silent (peak {_dbfs(peak)} dBFS, below {_dbfs(SILENCE_PEAK)} dBFS)")
+    rate = int(wave.sample_rate)
+    chunk = max(1, int(chunk_seconds * rate))
+    resampler = None if rate == sample_rate else soxr.ResampleStream(rate, sample_rate, 1, dtype="float32",
+                                                                     quality=_RESAMPLE_QUALITY)
+    for lo in range(0, mono.size, chunk):
+        piece = mono[lo:lo + chunk]
+        if resampler is not None:
+            piece = resampler.resample_chunk(piece, last=lo + chunk >= mono.size)
+        if piece.size:
+            yield np.ascontiguousarray(piece, dtype=np.float32)
 
 
 def check_path(path: str | Path) -> Path:
@@ -128,21 +175,41 @@ def load_audio(path: str | Path, *, sample_rate: int = 16_000, min_seconds: floa
     return signal
 
 
-@contextlib.contextmanager
-def _quiet_c_stderr() -> Iterator[None]:
-    """Silence what the C decoders (mpg123) print on fd 2 for damaged files; we raise instead."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable fd 2: nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+class _QuietStderr:
+    """Silence what the C decoders (mpg123) print on fd 2 for damaged files; we raise instead.
+
+    fd 2 belongs to the whole process, so threads that decode at once (the web service) share
+    one redirection: the first to enter saves and redirects fd 2, the last to leave restores it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: int | None = None
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                try:
+                    self._saved = os.dup(2)
+                    with open(os.devnull, "wb") as devnull:
+                        os.dup2(devnull.fileno(), 2)
+                except OSError:  # no usable fd 2: nothing to silence
+                    self._saved = None
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and self._saved is not None:
+                    os.dup2(self._saved, 2)
+                    os.close(self._saved)
+                    self._saved = None
+
+
+_quiet_c_stderr = _QuietStderr()  # one per process, as fd 2 is
 
 
 def _reason(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from singerid.audio import BlockBatch
+from singerid.audio import BlockBatch, Source
 from singerid.config import FeatureConfig, ModelConfig
 from singerid.devices import check_device
 from singerid.embedder import checkpoint as ckpt
@@ -85,7 +85,7 @@ class Embedder:
     def embedding_dim(self) -> int:
         return self.model_config.embedding_dim
 
-    def iter_blocks(self, path: str | Path) -> Iterator[BlockBatch]:
+    def iter_blocks(self, path: Source) -> Iterator[BlockBatch]:
         """The model-input blocks of one file, prepared by the model's own front end (mix or vocals)."""
         return self.front_end.iter_blocks(path)
 

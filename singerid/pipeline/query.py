@@ -15,11 +15,10 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
 
 from singerid import constants as C
+from singerid.audio import Source
 from singerid.decision import MISSING, knn_block_votes, song_vote
 from singerid.embedder.embed import Embedder
 from singerid.errors import ParameterError
@@ -28,10 +27,12 @@ from singerid.index.backend import Backend
 from singerid.index.files import ids_sha256
 from singerid.index.home import Home
 from singerid.index.store import MetadataStore
-from singerid.index.store_records import BlockLabels
+from singerid.index.shards import ShardSet
+from singerid.index.store_records import BlockLabels, BlockLocations
 from singerid.index.vectors import VectorIndex
 from singerid.pipeline.calibrate import load_calibration
 from singerid.pipeline.common import load_backend, load_embedder, open_store, require_index
+from singerid.pipeline.similar import Centroids, singer_centroids, song_centroid
 from singerid.records import Evidence, SongDecision
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,19 @@ class _Blocks:
     labels: list[np.ndarray] = field(default_factory=list)  # int64 (n, k) singer codes
     sims: list[np.ndarray] = field(default_factory=list)  # float32 (n, k)
     ids: list[np.ndarray] = field(default_factory=list)  # int64 (n, k) block ids
+    vector_sum: np.ndarray | None = None  # float64 (d,) sum of the song's projected block embeddings
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+
+    def add_vectors(self, emb: np.ndarray) -> None:
+        total = emb.sum(axis=0, dtype=np.float64)
+        self.vector_sum = total if self.vector_sum is None else self.vector_sum + total
+
+    def song_vector(self) -> np.ndarray | None:
+        """float32 (d,) unit vector: the song's centroid in the index's space (None without blocks)."""
+        if self.vector_sum is None:
+            return None
+        return song_centroid(self.vector_sum[None, :])
 
 
 class QueryEngine:
@@ -87,13 +100,20 @@ class QueryEngine:
         self.index = index
         self.store = store
         self.labels = labels
+        self._centroids: Centroids | None = None
 
     @classmethod
-    def open(cls, home: Home, *, db_url: str | None = None, device: str = "cpu") -> QueryEngine:
-        """Open ``home`` for queries. Raises ArtefactError naming the repair if its parts disagree."""
+    def open(cls, home: Home, *, db_url: str | None = None, device: str = "cpu",
+             embedder: Embedder | None = None) -> QueryEngine:
+        """Open ``home`` for queries. Raises ArtefactError naming the repair if its parts disagree.
+
+        ``embedder``: one already loaded from this home (reopening after a write reuses it);
+        it is checked against the manifest like a freshly loaded one.
+        """
         manifest = home.read_manifest()
         entry = require_index(home, manifest)
-        embedder = load_embedder(home, manifest.model.kind, device=device)
+        if embedder is None:
+            embedder = load_embedder(home, manifest.model.kind, device=device)
         store = open_store(home, db_url)
         try:
             labels = store.block_labels(splits=entry.splits)
@@ -133,20 +153,34 @@ class QueryEngine:
         sims, ids = self.index.search(self.project(embeddings), k, batch_size=batch_size)
         return self.labels.singers_of(ids).astype(np.int64), sims
 
+    def centroids(self) -> Centroids:
+        """Singer centroids of the indexed blocks (singerid.pipeline.similar), computed on first use."""
+        if self._centroids is None:
+            entry = self.home.read_manifest().index
+            locations = self.store.block_locations(splits=entry.splits if entry else None)
+            # the blocks this engine's index holds that the store still has (a writer may have removed some)
+            keep = np.isin(locations.ids, self.labels.ids)
+            locations = BlockLocations(locations.ids[keep], locations.shards[keep], locations.rows[keep])
+            held = np.isin(self.labels.ids, locations.ids)
+            labels = BlockLabels(self.labels.ids[held], self.labels.singer_codes[held], self.labels.singers)
+            with ShardSet(self.home.shards_dir, self.embedder.embedding_dim) as shards:
+                self._centroids = singer_centroids(labels, locations, shards, self.project)
+        return self._centroids
+
     def project(self, embeddings: np.ndarray) -> np.ndarray:
         """Embeddings float32 (n, d) -> the index's space (the back end's projection, unit rows)."""
         return embeddings if self.backend is None else self.backend.apply(embeddings)
 
-    def identify(self, path: str | Path, options: QueryOptions = QueryOptions()) -> SongDecision:
-        """Decide who sings ``path``. Raises AudioError for unusable audio."""
+    def identify(self, path: Source, options: QueryOptions = QueryOptions()) -> SongDecision:
+        """Decide who sings ``path`` (a file, or a ``Waveform`` in memory). Raises AudioError for unusable audio."""
         if options.reject_unknown and options.min_similarity is None and options.method == "knn":
             threshold = load_calibration(self.home.root, self.embedder.weights_sha256,
                                          self.backend_sha256).min_similarity
             options = dataclasses.replace(options, min_similarity=threshold)
         if options.method == "softmax":
-            return self._identify_softmax(Path(path), options)
+            return self._identify_softmax(path, options)
         started = time.perf_counter()
-        got = self._stream(Path(path), options)
+        got = self._stream(path, options)
         labels, sims, ids = (np.concatenate(got.labels), np.concatenate(got.sims), np.concatenate(got.ids))
         offsets = np.concatenate(got.offsets)
         t0 = time.perf_counter()
@@ -160,9 +194,10 @@ class QueryEngine:
         mean_top1 = float(np.mean(sims[:, 0][ids[:, 0] != MISSING])) if (ids[:, 0] != MISSING).any() else -1.0
         got.timings["total"] = time.perf_counter() - started
         return _decision(str(path), singers, winner, shares, n_blocks=len(labels), evidence=evidence,
-                         mean_similarity=mean_top1, options=options, timings=dict(got.timings))
+                         mean_similarity=mean_top1, options=options, timings=dict(got.timings),
+                         song_vector=got.song_vector())
 
-    def _stream(self, path: Path, options: QueryOptions) -> _Blocks:
+    def _stream(self, path: Source, options: QueryOptions) -> _Blocks:
         got = _Blocks()
         separating = self.embedder.front_end.separation_seconds
         t0 = time.perf_counter()
@@ -177,6 +212,7 @@ class QueryEngine:
             got.sims.append(sims)
             got.ids.append(ids)
             got.offsets.append(batch.offsets_seconds)
+            got.add_vectors(emb)
             got.timings["embed"] += t2 - t1
             got.timings["search"] += t3 - t2
             t0 = time.perf_counter()
@@ -210,11 +246,13 @@ class QueryEngine:
                                 reference_offset_seconds=best[2]))
         return tuple(out)
 
-    def _identify_softmax(self, path: Path, options: QueryOptions) -> SongDecision:
+    def _identify_softmax(self, path: Source, options: QueryOptions) -> SongDecision:
         started = time.perf_counter()
         preds, scores = [], []
+        got = _Blocks()
         for batch in self.embedder.iter_blocks(path):
-            logits = self.embedder.logits(batch.blocks, batch_size=options.batch_size)  # (n, n_classes)
+            emb, logits = self.embedder.embed_and_logits(batch.blocks, batch_size=options.batch_size)  # (n, d), (n, c)
+            got.add_vectors(self.project(emb))
             probs = np.exp(logits - logits.max(axis=1, keepdims=True))
             probs /= probs.sum(axis=1, keepdims=True)
             preds.append(probs.argmax(axis=1))
@@ -224,18 +262,18 @@ class QueryEngine:
         winner, shares = song_vote(pred, score, n_classes=len(singers))
         return _decision(str(path), singers, winner, shares, n_blocks=len(pred), evidence=(),
                          mean_similarity=float(score.mean()), options=options,
-                         timings={"total": time.perf_counter() - started})
+                         timings={"total": time.perf_counter() - started}, song_vector=got.song_vector())
 
 
 def _decision(song: str, singers: tuple[str, ...], winner: int, shares: np.ndarray, *, n_blocks: int,
               evidence: tuple[Evidence, ...], mean_similarity: float, options: QueryOptions,
-              timings: dict[str, float]) -> SongDecision:
+              timings: dict[str, float], song_vector: np.ndarray | None = None) -> SongDecision:
     order = [int(i) for i in np.argsort(-shares, kind="stable") if int(i) != winner and shares[i] > 0]
     runners_up = tuple((singers[i], float(shares[i])) for i in order[:options.top])
     share = float(shares[winner])
     unknown = ((options.min_share is not None and share < options.min_share)
                or (options.min_similarity is not None and mean_similarity < options.min_similarity))
-    return SongDecision(song=song, singer=UNKNOWN if unknown else singers[winner], vote_share=share,
+    return SongDecision(song=song, singer=UNKNOWN if unknown else singers[winner], known=not unknown, vote_share=share,
                         n_blocks=n_blocks, runners_up=runners_up, evidence=evidence,
                         mean_similarity=mean_similarity, method=options.method, predicted=singers[winner],
-                        timings=timings)
+                        timings=timings, song_vector=song_vector)
