@@ -121,3 +121,37 @@ def test_vote_predictions_builds_song_level_truth_and_votes():
     assert songs.y_pred.tolist() == ["a", "c"]  # s2: 1-1, "c" has the larger score
     with pytest.raises(ParameterError, match=r"song 's1' has blocks labelled both 'a' and 'b'"):
         vote_predictions(["s1", "s1"], Predictions(["a", "b"], ["a", "a"]))
+
+
+# --- equal error rate (scikit-learn's ROC curve) ------------------------------------------------------
+
+def _eer_by_hand(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
+    """Every distinct score as threshold t (accept >= t); the t where the two error rates are closest."""
+    best = None
+    for t in sorted(set(genuine.tolist()) | set(impostor.tolist())):
+        frr, far = float(np.mean(genuine < t)), float(np.mean(impostor >= t))
+        key = (abs(frr - far) + 1e-9 * (frr + far), t)
+        if best is None or key < best[0]:
+            best = (key, t, (frr + far) / 2)
+    return best[1], best[2]
+
+
+def test_equal_error_threshold_matches_the_definition_with_ties():
+    from singerid.evaluation.metrics import equal_error_threshold
+
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        genuine = np.round(rng.normal(0.7, 0.1, size=rng.integers(2, 40)), 2)  # rounding makes ties
+        impostor = np.round(rng.normal(0.5, 0.1, size=rng.integers(2, 40)), 2)
+        threshold, eer = equal_error_threshold(genuine, impostor)
+        expected = _eer_by_hand(genuine, impostor)
+        assert threshold == pytest.approx(expected[0]) and eer == pytest.approx(expected[1])
+
+
+def test_equal_error_threshold_refuses_empty_or_non_finite_scores():
+    from singerid.evaluation.metrics import equal_error_threshold
+
+    with pytest.raises(ParameterError, match=r"genuine and impostor scores, got 0 and 2"):
+        equal_error_threshold(np.array([]), np.array([0.1, 0.2]))
+    with pytest.raises(ParameterError, match="finite"):
+        equal_error_threshold(np.array([0.5, np.nan]), np.array([0.1]))

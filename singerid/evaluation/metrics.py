@@ -6,7 +6,9 @@ Paper §3.2: accuracy, precision, recall and F1. We compute them with scikit-lea
   ``zero_division=0`` (a singer never predicted has precision 0, one never present recall 0);
 - macro F1 is the mean of the per-singer F1 values (scikit-learn's definition), not the
   harmonic mean of macro precision and macro recall;
-- the confusion matrix has rows = true singer, columns = predicted singer, in singer-list order.
+- the confusion matrix (scikit-learn's) has rows = true singer, columns = predicted singer, in
+  singer-list order;
+- the equal error rate (``build-index``'s unknown-singer threshold) comes from scikit-learn's ROC curve.
 Over seeds we report the mean and the **population** standard deviation (numpy ``ddof=0``):
 it is defined for a single seed (0.0) and is what the CRNN baseline's repeats report.
 """
@@ -99,9 +101,35 @@ def singer_metrics(pred: Predictions, labels: Sequence[str]) -> tuple[SingerMetr
 
 def confusion(pred: Predictions, labels: Sequence[str]) -> np.ndarray:
     """Confusion counts, int64 (n_singers, n_singers): [i, j] = items of singer i predicted j."""
+    from sklearn.metrics import confusion_matrix
+
     y_true, y_pred = encode(pred, labels)
-    n = len(labels)
-    return np.bincount(y_true * n + y_pred, minlength=n * n).reshape(n, n).astype(np.int64)
+    return confusion_matrix(y_true, y_pred, labels=np.arange(len(labels))).astype(np.int64)
+
+
+def equal_error_threshold(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
+    """The equal error rate of accepting a score >= t, and its threshold t (scikit-learn's ROC).
+
+    ``genuine``: float (n,) scores that should be accepted (n >= 1); ``impostor``: float (m,)
+    scores that should be rejected (m >= 1). Every distinct score is a candidate threshold; the
+    one where false rejects (genuine < t) and false accepts (impostor >= t) are closest wins,
+    ties to the lower total error, then to the lower threshold.
+    Returns (t, error rate at t as the mean of the two rates, in [0, 1]).
+    Raises ParameterError when either side is empty or a score is not finite.
+    """
+    from sklearn.metrics import roc_curve
+
+    genuine, impostor = np.asarray(genuine, dtype=np.float64), np.asarray(impostor, dtype=np.float64)
+    if genuine.size == 0 or impostor.size == 0:
+        raise ParameterError(f"EER needs genuine and impostor scores, got {genuine.size} and {impostor.size}")
+    scores = np.concatenate([genuine, impostor])
+    if not np.isfinite(scores).all():
+        raise ParameterError("EER scores must be finite")
+    truth = np.concatenate([np.ones(genuine.size), np.zeros(impostor.size)])
+    far, tpr, thresholds = roc_curve(truth, scores, drop_intermediate=False)
+    far, frr, thresholds = far[1:][::-1], 1.0 - tpr[1:][::-1], thresholds[1:][::-1]  # drop +inf; ascending t
+    best = int(np.argmin(np.abs(frr - far) + 1e-9 * (frr + far)))
+    return float(thresholds[best]), float((frr[best] + far[best]) / 2)
 
 
 def aggregate(per_seed: Mapping[int, float] | Sequence[tuple[int, float]]) -> Aggregate:

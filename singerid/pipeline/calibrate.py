@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from singerid.errors import ArtefactError
+from singerid.evaluation.metrics import equal_error_threshold
 from singerid.index.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -84,18 +85,6 @@ def calibrate(vectors: np.ndarray, song_codes: np.ndarray, singer_codes: np.ndar
     return Calibration(min_similarity=float(threshold), equal_error_rate=float(eer), n_songs=int(len(genuine)),
                        model_sha256=model_sha256, genuine_median=float(np.median(genuine)),
                        impostor_median=float(np.median(impostor)), backend_sha256=backend_sha256)
-
-
-def equal_error_threshold(genuine: np.ndarray, impostor: np.ndarray) -> tuple[float, float]:
-    """Threshold t (accept when score >= t) where false rejects and false accepts are closest.
-
-    Returns (t, error rate at t as the mean of the two rates).
-    """
-    candidates = np.unique(np.concatenate([genuine, impostor]))
-    frr = np.searchsorted(np.sort(genuine), candidates, side="left") / len(genuine)  # genuine below t
-    far = 1.0 - np.searchsorted(np.sort(impostor), candidates, side="left") / len(impostor)  # impostors >= t
-    best = int(np.argmin(np.abs(frr - far) + 1e-9 * (frr + far)))
-    return float(candidates[best]), float((frr[best] + far[best]) / 2)
 
 
 def save_calibration(home_root: Path, calibration: Calibration | None) -> None:
