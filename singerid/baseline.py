@@ -19,6 +19,7 @@ import numpy as np
 from singerid import constants as C
 from singerid.audio import load_audio
 from singerid.errors import DatasetError, ParameterError
+from singerid.progress import Progress, ProgressArg
 from singerid.records import Track
 
 log = logging.getLogger(__name__)
@@ -78,16 +79,16 @@ def song_features(path: str, *, sample_rate: int = C.SAMPLE_RATE_HZ, n_mfcc: int
 
 
 def track_features(tracks: Sequence[Track], *, sample_rate: int = C.SAMPLE_RATE_HZ, workers: int = 1,
-                   progress: bool = False) -> np.ndarray:
-    """``song_features`` of every track, in order: float32 (n_tracks, FEATURE_DIM)."""
-    from tqdm import tqdm
+                   progress: ProgressArg = False) -> np.ndarray:
+    """``song_features`` of every track, in order: float32 (n_tracks, FEATURE_DIM).
 
+    ``workers``: processes. ``progress``: a ``singerid.progress`` mode (or the old bool).
+    """
     if not isinstance(workers, int) or workers < 1:
         raise ParameterError(f"workers must be a positive integer, got {workers!r}")
     paths = [str(t.path) for t in tracks]
-    bar = tqdm(total=len(paths), unit="song", disable=not progress, desc="mfcc")
     rows: list[np.ndarray] = []
-    try:
+    with Progress("mfcc features", total=len(paths), unit="song", progress=progress) as bar:
         if workers == 1 or len(paths) < 2:
             for path in paths:
                 rows.append(song_features(path, sample_rate=sample_rate))
@@ -97,8 +98,6 @@ def track_features(tracks: Sequence[Track], *, sample_rate: int = C.SAMPLE_RATE_
                 for row in pool.map(_features_of, [(p, sample_rate) for p in paths], chunksize=4):
                     rows.append(row)
                     bar.update()
-    finally:
-        bar.close()
     return np.stack(rows) if rows else np.zeros((0, FEATURE_DIM), np.float32)
 
 
@@ -110,7 +109,7 @@ class MfccLogReg:
     """
 
     def __init__(self, *, seed: int = 0, sample_rate: int = C.SAMPLE_RATE_HZ, workers: int = 1,
-                 progress: bool = False) -> None:
+                 progress: ProgressArg = False) -> None:
         self.seed = seed
         self.sample_rate = sample_rate
         self.workers = workers
@@ -160,7 +159,7 @@ class MfccLogReg:
 
 
 def evaluate_baseline(tracks: Sequence[Track], *, train_split: str = "train", test_split: str = "test",
-                      seed: int = 0, workers: int = 1, progress: bool = False) -> BaselineResult:
+                      seed: int = 0, workers: int = 1, progress: ProgressArg = False) -> BaselineResult:
     """Fit on the ``train_split`` tracks, predict the ``test_split`` tracks, score song accuracy.
 
     Raises DatasetError if either split has no tracks or training sees fewer than 2 singers.

@@ -49,7 +49,8 @@ class Progress:
     """One stage's progress: ``update()`` as work finishes, ``close(extra)`` (or leave the ``with``) at the end.
 
     ``label`` names the stage (``"embed-corpus"``, ``"train epoch 3/30"``), ``total`` the work units
-    expected (None when unknown) and ``unit`` their singular name (``"song"``, ``"batch"``).
+    expected and ``unit`` their singular name (``"song"``, ``"batch"``). With ``total=None`` the
+    stage has no bar, only its lines (``note`` and the closing line), on a terminal too.
     """
 
     def __init__(self, label: str, *, total: int | None = None, unit: str = "item",
@@ -61,7 +62,7 @@ class Progress:
         self.started = self._last_line = time.perf_counter()
         self._closed = False
         self._bar: Any = None
-        if self.mode == "bar":
+        if self.mode == "bar" and total is not None:
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, desc=label, unit=unit, leave=True, dynamic_ncols=True)
@@ -73,7 +74,7 @@ class Progress:
             if postfix:
                 self._bar.set_postfix(postfix, refresh=False)
             self._bar.update(n)
-        elif self.mode == "lines":
+        elif self.mode != "off":
             now = time.perf_counter()
             if now - self._last_line >= self.every_s:
                 self._last_line = now
@@ -98,13 +99,15 @@ class Progress:
             if extra:
                 self._bar.set_postfix_str(extra, refresh=False)
             self._bar.close()
-        elif self.mode == "lines":
+        elif self.mode != "off":
             seconds = time.perf_counter() - self.started
-            log.info("%s: %s%s in %s", self.label, self._count(), f", {extra}" if extra else "", format_seconds(seconds))
+            said = ", ".join(part for part in (self._count(), extra) if part) or "done"
+            log.info("%s: %s in %s", self.label, said, format_seconds(seconds))
 
     def _count(self) -> str:
-        done = f"{self.n:,}" if self.total is None else f"{self.n:,}/{self.total:,}"
-        return f"{done} {plural(self.unit, self.total if self.total is not None else self.n)}"
+        if self.total is None:
+            return f"{self.n:,} {plural(self.unit, self.n)}" if self.n else ""
+        return f"{self.n:,}/{self.total:,} {plural(self.unit, self.total)}"
 
     def __enter__(self) -> Progress:
         return self

@@ -40,6 +40,7 @@ from singerid.datasets.synth_spec import CorpusSpec, plain
 from singerid.datasets.synth_stems import STEMS_DIR, stem_paths
 from singerid.datasets.synth_voice import REGISTERS, VoiceParams, draw_voice
 from singerid.errors import ArtefactError, ParameterError
+from singerid.progress import Progress, ProgressArg
 
 __all__ = ["AlbumRecord", "CorpusManifest", "CorpusSpec", "SingerRecord", "SongRecord", "generate_corpus",
            "plan_corpus", "read_manifest", "stem_paths"]
@@ -156,7 +157,7 @@ def plan_corpus(out: Path, spec: CorpusSpec) -> tuple[tuple[SingerRecord, ...], 
     return tuple(singers), tuple(albums), tuple(jobs)
 
 
-def generate_corpus(out: str | Path, spec: CorpusSpec, *, workers: int = 1, progress: bool = False) -> CorpusManifest:
+def generate_corpus(out: str | Path, spec: CorpusSpec, *, workers: int = 1, progress: ProgressArg = False) -> CorpusManifest:
     """Write the corpus of ``spec`` under ``out`` and return its manifest.
 
     ``out`` must be new, empty or a previous synthetic corpus. A previous corpus is kept as it
@@ -183,12 +184,9 @@ def generate_corpus(out: str | Path, spec: CorpusSpec, *, workers: int = 1, prog
     return manifest
 
 
-def _run_jobs(jobs: tuple[SongJob, ...], *, workers: int, progress: bool) -> tuple[SongRecord, ...]:
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(jobs), unit="song", disable=not progress, desc="synth-corpus")
+def _run_jobs(jobs: tuple[SongJob, ...], *, workers: int, progress: ProgressArg) -> tuple[SongRecord, ...]:
     records: list[SongRecord] = []
-    try:
+    with Progress("synth-corpus", total=len(jobs), unit="song", progress=progress) as bar:
         if workers == 1:
             for job in jobs:
                 records.append(make_song(job))
@@ -198,8 +196,7 @@ def _run_jobs(jobs: tuple[SongJob, ...], *, workers: int, progress: bool) -> tup
                 for record in pool.map(make_song, jobs, chunksize=1):
                     records.append(record)
                     bar.update()
-    finally:
-        bar.close()
+        bar.close(f"{sum(r.seconds for r in records):,.0f} s of audio")
     return tuple(records)
 
 

@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from singerid.config import FeatureConfig, ModelConfig, TrainConfig
 from singerid.embedder import checkpoint as ckpt
@@ -39,6 +38,7 @@ from singerid.embedder.levers import TrainingLevers, album_codes
 from singerid.embedder.model import build_model
 from singerid.errors import AudioError, DatasetError, ParameterError
 from singerid.frontend import FrontEndConfig
+from singerid.progress import Progress, ProgressArg
 from singerid.records import Track
 
 log = logging.getLogger(__name__)
@@ -92,9 +92,9 @@ class _Progress:
 
 
 def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model_cfg: ModelConfig,
-                   train_cfg: TrainConfig, out_dir: Path, cache_dir: Path, progress: bool = False,
+                   train_cfg: TrainConfig, out_dir: Path, cache_dir: Path, progress: ProgressArg = False,
                    precision: str = "fp32", front_end: FrontEndConfig = FrontEndConfig(),
-                   recipe: str = "", backend: str = "none") -> TrainResult:
+                   recipe: str = "", backend: str = "none", device: str = "cpu") -> TrainResult:
     """Train one embedder on ``tracks`` and write it to ``out_dir`` (see ``checkpoint`` for the layout).
 
     ``tracks`` must include split "train" (fitted) and "val" (early stopping); others are
@@ -106,16 +106,22 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
     The levers of ``train_cfg`` (remix, gain_tilt, album_adversary) apply to the training
     batches only (``singerid.embedder.levers``). ``recipe`` (its name, if any) and ``backend``
     (the index back end it was designed with, used by ``build-index --backend auto``) are
-    recorded in model.json. Raises DatasetError for an empty split or a
+    recorded in model.json. ``progress`` (a ``singerid.progress`` mode, or the old bool): the
+    feature-caching pass and each epoch show a bar, or one line each. ``device`` ("cpu", "cuda",
+    "cuda:1"): where the model trains and the first pass separates vocals; the saved weights are
+    CPU tensors either way. Raises DatasetError for an empty split or a
     validation singer absent from training, ParameterError for model and feature configs that
-    do not fit together or an unknown precision.
+    do not fit together, an unknown precision or an unavailable device.
     """
+    from singerid.devices import check_device
+
     _check_fit(feature_cfg, model_cfg)
+    dev = torch.device(check_device(device))
     if precision not in PRECISIONS:
         raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     out_dir = Path(out_dir)
-    cache = FeatureCache.for_input(Path(cache_dir), feature_cfg, front_end)
-    train_items, val_items, singers, skipped = _prepare(tracks, cache)
+    cache = FeatureCache.for_input(Path(cache_dir), feature_cfg, front_end, device=str(dev))
+    train_items, val_items, singers, skipped = _prepare(tracks, cache, progress=progress)
     table = build_block_table(train_items, feature_cfg)
     train_set = BlockDataset(train_items, table, block_frames=feature_cfg.block_frames)
     val_set = BlockDataset(val_items, build_block_table(val_items, feature_cfg), block_frames=feature_cfg.block_frames)
@@ -126,8 +132,10 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
              model_cfg.kind, len(singers), len(train_set), len(val_set), cache.hits, cache.misses, len(skipped))
 
     torch.manual_seed(train_cfg.seed)
-    model = build_model(model_cfg)
-    levers = _levers(train_cfg, feature_cfg, model_cfg, front_end, cache, train_items, train_set)
+    model = build_model(model_cfg).to(dev)
+    levers = _levers(train_cfg, feature_cfg, model_cfg, front_end, cache, train_items, train_set, progress=progress)
+    if levers.adversary is not None:
+        levers.adversary.to(dev)
     optimizer = torch.optim.Adam([*model.parameters(), *levers.parameters()], lr=train_cfg.lr)
     key = {**_run_key(feature_cfg, model_cfg, train_cfg, singers, train_items, val_items), "precision": precision,
            "front_end": front_end.key}
@@ -136,7 +144,7 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
     info = {"model": model_cfg.kind, "singers": list(singers), "n_train_blocks": len(train_set),
             "n_val_blocks": len(val_set), "skipped": list(skipped),
             "feature_cache": {"hits": cache.hits, "computed": cache.misses},
-            "train_config": train_cfg.to_dict(), "precision": precision}
+            "train_config": train_cfg.to_dict(), "precision": precision, "device": str(dev)}
 
     stop_reason = _stop_reason(state, train_cfg)
     while not stop_reason:
@@ -185,7 +193,7 @@ def train_embedder(tracks: Sequence[Track], *, feature_cfg: FeatureConfig, model
 
 
 def _run_epoch(epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, train_set: BlockDataset,
-               val_set: BlockDataset, cfg: TrainConfig, *, progress: bool, bf16: bool,
+               val_set: BlockDataset, cfg: TrainConfig, *, progress: ProgressArg, bf16: bool,
                levers: TrainingLevers) -> EpochRecord:
     """Train one epoch and validate it; ``best`` is left False for the caller to decide."""
     started = time.perf_counter()
@@ -193,14 +201,13 @@ def _run_epoch(epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, t
     batches = epoch_batches(len(train_set), batch_size=cfg.batch_size, seed=cfg.seed, epoch=epoch)
     val_batches = epoch_batches(len(val_set), batch_size=VAL_BATCH_SIZE, seed=0, epoch=0, shuffle=False)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
-    with tqdm(total=len(batches), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
-              leave=True) as bar:
+    bar = Progress(f"train epoch {epoch}/{cfg.epochs}", total=len(batches), unit="batch", progress=progress)
+    with bar:
         loader = (levers.batches(epoch) if levers.active
                   else make_loader(train_set, batches, workers=cfg.workers))
         train_loss, train_acc = _fit_epoch(model, optimizer, loss_fn, loader, bar, bf16=bf16, levers=levers)
         val_loss, val_acc = _evaluate(model, loss_fn, make_loader(val_set, val_batches, workers=cfg.workers))
-        bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", val_loss=f"{val_loss:.3f}",
-                        val_acc=f"{val_acc:.3f}")
+        bar.close(f"loss {train_loss:.3f}, acc {train_acc:.3f}, val loss {val_loss:.3f}, val acc {val_acc:.3f}")
     return EpochRecord(epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - started, best=False)
 
 
@@ -211,9 +218,12 @@ def _check_fit(feature_cfg: FeatureConfig, model_cfg: ModelConfig) -> None:
                                  f"FeatureConfig.{name}={getattr(feature_cfg, name)}")
 
 
-def _prepare(tracks: Sequence[Track], cache: FeatureCache
+def _prepare(tracks: Sequence[Track], cache: FeatureCache, *, progress: ProgressArg = False
              ) -> tuple[list[LabelledFeatures], list[LabelledFeatures], tuple[str, ...], tuple[str, ...]]:
-    """Cache the features of the train and val tracks; label them; skip (and list) bad audio."""
+    """Cache the features of the train and val tracks; label them; skip (and list) bad audio.
+
+    The first run decodes (and, for a vocals cache, separates) every song: ``progress`` shows it.
+    """
     by_split: dict[str, list[Track]] = {"train": [], "val": []}
     for t in tracks:
         if t.split in by_split:
@@ -224,13 +234,18 @@ def _prepare(tracks: Sequence[Track], cache: FeatureCache
                                "training needs both 'train' and 'val' tracks")
     cached: dict[str, list[tuple[Track, Any]]] = {"train": [], "val": []}
     skipped: list[str] = []
-    for split, items in by_split.items():
-        for t in items:
-            try:
-                cached[split].append((t, cache.ensure(t.path)))
-            except AudioError as exc:
-                log.warning("skipping %s track: %s", split, exc)
-                skipped.append(str(exc))
+    hits, misses = cache.hits, cache.misses
+    label = f"cache {cache.stem} features" if cache.stem != "mix" else "cache features"
+    with Progress(label, total=sum(map(len, by_split.values())), unit="song", progress=progress) as bar:
+        for split, items in by_split.items():
+            for t in items:
+                try:
+                    cached[split].append((t, cache.ensure(t.path)))
+                except AudioError as exc:
+                    log.warning("skipping %s track: %s", split, exc)
+                    skipped.append(str(exc))
+                bar.update(1, computed=cache.misses - misses)
+        bar.close(f"{cache.misses - misses:,} computed, {cache.hits - hits:,} from the cache, {len(skipped)} skipped")
     singers = tuple(sorted({t.singer for t, _ in cached["train"]}))
     if len(singers) < 2:
         raise DatasetError(f"training needs at least 2 singers with usable train audio, found {len(singers)}: "
@@ -248,7 +263,8 @@ def _prepare(tracks: Sequence[Track], cache: FeatureCache
 
 
 def _levers(train_cfg: TrainConfig, feature_cfg: FeatureConfig, model_cfg: ModelConfig, front_end: FrontEndConfig,
-            cache: FeatureCache, train_items: list[LabelledFeatures], train_set: BlockDataset) -> TrainingLevers:
+            cache: FeatureCache, train_items: list[LabelledFeatures], train_set: BlockDataset, *,
+            progress: ProgressArg = False) -> TrainingLevers:
     """The training levers of ``train_cfg`` over the training blocks (stems cached first when remixing)."""
     albums = album_codes([train_items[t].album for t in train_set.table.track])
     stems: dict[str, BlockDataset] = {}
@@ -256,8 +272,11 @@ def _levers(train_cfg: TrainConfig, feature_cfg: FeatureConfig, model_cfg: Model
         vocals = cache if cache.stem == "vocals" else FeatureCache(cache.root, feature_cfg, stem="vocals",
                                                                   separation=front_end.separation)
         for stem, stem_cache in (("vocals", vocals), ("accompaniment", vocals.sibling("accompaniment"))):
-            items = [dataclasses.replace(item, features_path=stem_cache.ensure(item.source).path)
-                     for item in train_items]  # one separation per song fills both stems' entries
+            with Progress(f"cache {stem} for remix", total=len(train_items), unit="song", progress=progress) as bar:
+                items = []
+                for item in train_items:  # one separation per song fills both stems' entries
+                    items.append(dataclasses.replace(item, features_path=stem_cache.ensure(item.source).path))
+                    bar.update()
             stems[stem] = BlockDataset(items, train_set.table, block_frames=feature_cfg.block_frames)
     return TrainingLevers(train_cfg, feature_cfg, inputs=train_set, albums=albums,
                           embedding_dim=model_cfg.embedding_dim, input_is_vocals=front_end.input == "vocals", **stems)
@@ -279,7 +298,7 @@ def _init_input_norm(model: nn.Module, train_set: BlockDataset, *, seed: int) ->
 
 
 def _fit_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, loader: Any,
-               bar: tqdm, *, bf16: bool = False, levers: TrainingLevers | None = None) -> tuple[float, float]:
+               bar: Progress, *, bf16: bool = False, levers: TrainingLevers | None = None) -> tuple[float, float]:
     """One pass over the training batches; returns (mean classification loss, block accuracy).
 
     ``loader`` yields (x, y) or (x, y, album); the album adversary's loss (when on) is added to
@@ -289,9 +308,11 @@ def _fit_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.M
     if levers is not None and levers.adversary is not None:
         levers.adversary.train()
     loss_sum, correct, seen = 0.0, 0, 0
+    dev = next(model.parameters()).device
     for x, y, *album in loader:  # x: (batch, n_mels, frames) float32; y, album: (batch,) int64
+        x, y, album = x.to(dev), y.to(dev), [a.to(dev) for a in album]
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             emb, logits = model.embed_and_logits(x, y)  # (batch, d), (batch, n_classes); margin heads use y
         logits = logits.float()
         loss = loss_fn(logits, y)  # summed over the batch
@@ -304,8 +325,7 @@ def _fit_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.M
         loss_sum += float(loss.detach())
         correct += int((logits.argmax(1) == y).sum())
         seen += y.numel()
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
+        bar.update(1, loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
     return loss_sum / seen, correct / seen
 
 
@@ -313,8 +333,10 @@ def _fit_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.M
 def _evaluate(model: nn.Module, loss_fn: nn.Module, loader: Any) -> tuple[float, float]:
     """(mean loss, block accuracy) of ``model`` in eval mode over ``loader``."""
     model.eval()
+    dev = next(model.parameters()).device
     loss_sum, correct, seen = 0.0, 0, 0
     for x, y in loader:
+        x, y = x.to(dev), y.to(dev)
         logits = model(x)  # (batch, n_classes)
         loss_sum += float(loss_fn(logits, y))
         correct += int((logits.argmax(1) == y).sum())

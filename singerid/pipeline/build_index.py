@@ -27,7 +27,8 @@ from singerid.index.shards import ShardSet
 from singerid.index.store_records import IndexBuildRecord
 from singerid.index.vectors import VectorIndex
 from singerid.pipeline.calibrate import calibrate, save_calibration
-from singerid.pipeline.common import open_store
+from singerid.pipeline.common import open_store, require_embedded
+from singerid.progress import Progress, ProgressArg
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +60,16 @@ class BuildSummary:
 
 
 def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | None = None,
-                splits: Sequence[str] | None = None, progress: bool = False) -> BuildSummary:
+                splits: Sequence[str] | None = None, progress: ProgressArg = False) -> BuildSummary:
     """Build and save the index of all stored blocks (or of ``splits`` only).
 
-    Raises ArtefactError when nothing is embedded yet, ParameterError for an index that does
+    ``progress`` (a ``singerid.progress`` mode or the old bool): one line per stage (read, back
+    end, index, calibration) unless "off". Raises ArtefactError when nothing is embedded yet, ParameterError for an index that does
     not fit (or ``cfg.gpu`` without a GPU).
     """
     started = time.perf_counter()
-    manifest = home.read_manifest(missing_ok=True)
-    if manifest.model is None or manifest.feature_config is None:
-        raise ArtefactError(f"nothing is embedded in {home.root} yet; run `singerid embed-corpus DIR --home {home.root}`")
-    with open_store(home, db_url) as store:
+    manifest = require_embedded(home, db_url)  # names the next step if nothing is; restores a lost manifest
+    with open_store(home, db_url) as store, Progress("build-index", progress=progress) as stages:
         model_sha256, features = store.embedding_source()
         if model_sha256 != manifest.model.sha256:
             raise ArtefactError(f"the store holds vectors of model {str(model_sha256)[:12]}, the manifest records "
@@ -84,12 +84,14 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
             raise ArtefactError(f"the store in {home.root} changed while the index was being built; "
                                 "run build-index again once the other command has finished")
         vectors = ShardSet(home.shards_dir, dim).gather(locations.shards, locations.rows)  # (n, d) float32
+        stages.note(f"read {len(locations):,} vectors (d={dim}) of {len(np.unique(labels.singer_codes)):,} singers")
         home.create()
         backend_kind = _resolve_backend(home, manifest.model.kind, cfg.backend,
                                         n_singers=len(np.unique(labels.singer_codes)))
         backend, backend_file, backend_sha = _fit_backend(home, backend_kind, vectors, labels.singer_codes)
         if backend is not None:
             vectors = backend.apply(vectors)  # (n, d_out) float32, unit rows
+            stages.note(f"fitted the {backend_kind} back end (d={vectors.shape[1]})")
         spec = spec_from_config(cfg, n_vectors=len(locations), dim=vectors.shape[1])
         log.info("building %s index of %d vectors (back end %s)", spec.index_type, len(locations), backend_kind)
         index = VectorIndex.build(spec, vectors, locations.ids, gpu=cfg.gpu)
@@ -105,11 +107,15 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
         calibration = calibrate(vectors, labels.song_ids, labels.singer_codes, model_sha256=manifest.model.sha256,
                                 backend_sha256=backend_sha)
         save_calibration(home.root, calibration)
+        stages.note("calibrated the unknown-singer threshold" if calibration else
+                    "too few songs to calibrate the unknown-singer threshold")
         written = home.write_manifest(dataclasses.replace(manifest, index=entry))
         home.prune_index_files(written)
         store.record_index(IndexBuildRecord(index_type=spec.index_type, params=spec.to_dict(), n_vectors=len(index),
                                             dim=spec.dim, model_sha256=manifest.model.sha256, file_name=path.name,
                                             file_sha256=sha, ids_sha256=ids_hash))
+        stages.close(f"{spec.index_type} index ({spec.factory_key}) of {len(index):,} vectors"
+                     f"{' on the GPU' if cfg.gpu else ''}")
     return BuildSummary(backend=backend_kind, index_type=spec.index_type, factory_key=spec.factory_key,
                         n_vectors=len(index), dim=spec.dim, path=path, size_bytes=entry.size_bytes, seconds=time.perf_counter() - started, gpu=cfg.gpu,
                         unknown_threshold=calibration.min_similarity if calibration else None,

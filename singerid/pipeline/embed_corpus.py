@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from singerid.audio import BlockBatch, check_path, probe_audio, stream_blocks
 from singerid.embedder.cache import FeatureCache
@@ -29,6 +28,7 @@ from singerid.index.shards import ShardSet
 from singerid.index.store import MetadataStore
 from singerid.index.store_records import NewSong
 from singerid.pipeline.common import load_embedder, open_store, record_model, resolve_model_kind
+from singerid.progress import Progress, ProgressArg
 from singerid.records import Track
 
 log = logging.getLogger(__name__)
@@ -68,19 +68,22 @@ class EmbedSummary:
 
 
 def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None = None, db_url: str | None = None,
-                 batch_size: int = 64, progress: bool = False, durable: bool = True,
-                 embedder: Embedder | None = None, features: FeatureCache | None = None) -> EmbedSummary:
+                 batch_size: int = 64, progress: ProgressArg = False, durable: bool = True,
+                 embedder: Embedder | None = None, features: FeatureCache | None = None,
+                 label: str = "embed-corpus", device: str = "cpu") -> EmbedSummary:
     """Embed ``tracks`` into the home's store and shards (not the index: see build_index / enrol).
 
     A singer the model was trained on is stored as "trained", any other as "enrolled".
     ``features``: a feature cache holding what the model hears (``FeatureCache.for_input``);
     blocks are then read from it instead of decoding (and separating) the songs again, with
-    the same blocks and offsets. Raises ArtefactError when the home's model is missing or
+    the same blocks and offsets. ``progress`` (a ``singerid.progress`` mode or the old bool) shows
+    a bar named ``label``, or one line at the end (and every ~30 s). ``device``: where the home's
+    model runs when ``embedder`` is not given. Raises ArtefactError when the home's model is missing or
     differs from the stored vectors'.
     """
     started = time.perf_counter()
     kind = resolve_model_kind(home, model_kind)
-    embedder = embedder or load_embedder(home, kind)
+    embedder = embedder or load_embedder(home, kind, device=device)
     if features is not None:
         _check_cache(features, embedder)
     home.create()
@@ -89,32 +92,34 @@ def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None 
     known = set(embedder.singers)
     added: list[StoredSong] = []
     failures: list[tuple[str, str]] = []
-    n_skipped = 0
+    n_skipped = n_blocks = 0
     audio_seconds = 0.0
     with open_store(home, db_url) as store:
         store.bind_embeddings(embedder.weights_sha256, cfg)
         with ShardSet.open_writer(home.shards_dir, embedder.embedding_dim, committed_rows=store.shard_row_counts(),
                                   durable=durable) as shards:
             repaired = sum(shards.repaired.values())
-            bar = tqdm(tracks, desc="embed", unit="song", disable=not progress)
-            for track in bar:
-                try:
-                    stored = _embed_one(track, embedder, store, shards, features, batch_size=batch_size,
-                                        singer_kind="trained" if track.singer in known else "enrolled")
-                except AudioError as exc:
-                    log.warning("%s", exc)
-                    store.record_failure(str(track.path), str(exc))
-                    failures.append((str(track.path), str(exc)))
-                    continue
-                if stored is None:
-                    n_skipped += 1
-                    continue
-                song, seconds = stored
-                added.append(song)
-                audio_seconds += seconds
-                bar.set_postfix(blocks=sum(len(s.block_ids) for s in added), failed=len(failures))
+            with Progress(label, total=len(tracks), unit="song", progress=progress) as bar:
+                for track in tracks:
+                    try:
+                        stored = _embed_one(track, embedder, store, shards, features, batch_size=batch_size,
+                                            singer_kind="trained" if track.singer in known else "enrolled")
+                    except AudioError as exc:
+                        log.warning("%s", exc)
+                        store.record_failure(str(track.path), str(exc))
+                        failures.append((str(track.path), str(exc)))
+                    else:
+                        if stored is None:
+                            n_skipped += 1
+                        else:
+                            added.append(stored[0])
+                            audio_seconds += stored[1]
+                            n_blocks += len(stored[0].block_ids)
+                    bar.update(1, blocks=n_blocks, failed=len(failures))
+                bar.close(f"{n_blocks:,} blocks" + (f", {n_skipped:,} already stored" if n_skipped else "")
+                          + (f", {len(failures):,} failed" if failures else ""))
     return EmbedSummary(n_songs=len(tracks), n_added=len(added), n_skipped=n_skipped, n_failed=len(failures),
-                        n_blocks=sum(len(s.block_ids) for s in added), audio_seconds=audio_seconds,
+                        n_blocks=n_blocks, audio_seconds=audio_seconds,
                         seconds=time.perf_counter() - started, failures=tuple(failures), repaired_rows=repaired,
                         added=tuple(added))
 

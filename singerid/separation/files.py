@@ -18,6 +18,7 @@ from pathlib import Path
 import soundfile as sf
 
 from singerid.errors import AudioError, ParameterError
+from singerid.progress import Progress, ProgressArg
 from singerid.separation.separator import SAMPLE_RATE_HZ, Separator
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,12 @@ def stem_paths(path: str | Path, out_dir: str | Path, stems: Sequence[str], audi
 
 def separate_files(separator: Separator, paths: Sequence[str | Path], out_dir: str | Path, *,
                    stems: Sequence[str] = STEM_NAMES, audio_format: str = "flac",
-                   progress: bool = False) -> SeparateSummary:
+                   progress: ProgressArg = False) -> SeparateSummary:
     """Separate each file of ``paths`` into ``stems`` under ``out_dir`` (created if needed).
 
     A bad file (unreadable, corrupt, silent, non-finite, or whose output names collide with an
-    earlier file's) is recorded as failed and the next one is processed. Raises ParameterError
+    earlier file's) is recorded as failed and the next one is processed. ``progress``: a
+    ``singerid.progress`` mode (or the old bool): a bar, or one line at the end. Raises ParameterError
     for an unknown stem or format.
     """
     bad = [s for s in stems if s not in STEM_NAMES]
@@ -85,26 +87,33 @@ def separate_files(separator: Separator, paths: Sequence[str | Path], out_dir: s
         raise ParameterError(f"unknown format {audio_format!r}: choose from {', '.join(FORMATS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from tqdm import tqdm
-
     claimed: dict[Path, str] = {}
-    results = []
+    results: list[FileResult] = []
     start = time.perf_counter()
-    for path in tqdm(paths, desc="separate", unit="file", disable=not progress):
-        targets = stem_paths(path, out, stems, audio_format)
-        clash = next((claimed[t] for t in targets if t in claimed), None)
-        if clash is not None:
-            results.append(FileResult(str(path), False, 0.0, (), f"{path}: output {targets[0].name} would overwrite "
-                                                                  f"the stems of {clash}; rename one of them"))
-            continue
-        claimed.update({t: str(path) for t in targets})
-        try:
-            seconds = _separate_one(separator, path, dict(zip(stems, targets)), audio_format)
-            results.append(FileResult(str(path), True, seconds, tuple(str(t) for t in targets)))
-        except AudioError as exc:
-            log.info("failed: %s", exc)
-            results.append(FileResult(str(path), False, 0.0, (), str(exc)))
+    with Progress("separate", total=len(paths), unit="file", progress=progress) as bar:
+        for path in paths:
+            results.append(_separate_checked(separator, path, out, claimed, stems, audio_format))
+            bar.update(1, failed=sum(not r.ok for r in results))
+        bar.close(f"{sum(r.seconds for r in results):,.1f} s of audio"
+                  + (f", {sum(not r.ok for r in results)} failed" if not all(r.ok for r in results) else ""))
     return SeparateSummary(results=tuple(results), wall_seconds=time.perf_counter() - start)
+
+
+def _separate_checked(separator: Separator, path: str | Path, out: Path, claimed: dict[Path, str],
+                      stems: Sequence[str], audio_format: str) -> FileResult:
+    """Separate one file unless its outputs collide with an earlier file's (``claimed`` is updated)."""
+    targets = stem_paths(path, out, stems, audio_format)
+    clash = next((claimed[t] for t in targets if t in claimed), None)
+    if clash is not None:
+        return FileResult(str(path), False, 0.0, (), f"{path}: output {targets[0].name} would overwrite "
+                                                     f"the stems of {clash}; rename one of them")
+    claimed.update({t: str(path) for t in targets})
+    try:
+        seconds = _separate_one(separator, path, dict(zip(stems, targets)), audio_format)
+    except AudioError as exc:
+        log.info("failed: %s", exc)
+        return FileResult(str(path), False, 0.0, (), str(exc))
+    return FileResult(str(path), True, seconds, tuple(str(t) for t in targets))
 
 
 def _separate_one(separator: Separator, path: str | Path, targets: dict[str, Path], audio_format: str) -> float:
