@@ -17,6 +17,12 @@ HOME_ENV = "SINGERID_HOME"
 DEFAULT_HOME = "singerid-home"
 DATASET_CHOICES = ("auto", "artist20", "singer32", "singer60", "folder")
 QUIET_KEY = "singerid.quiet"  # click ctx.meta key set by the group's -q
+SPLIT_RULES = ("album", "lists", "song")  # --split-rule: how songs are assigned to train / val / test
+SUBSETS = ("train", "val", "test", "all")  # --split: which of them a command works on
+SPLIT_RULE_HELP = ("How songs are split into train / val / test: album (the paper's protocol: artist20 4/1/1 "
+                   "albums per singer; singer32/60 8:1:1 or their split files), lists (the dataset's own "
+                   "list/split files), song (8:1:1 per singer; albums leak).")
+DEPRECATED_SPLIT = "Deprecated: --split is now --split-rule (the old spelling goes in the next release)"
 
 
 def home_option(func: Any) -> Any:
@@ -41,6 +47,32 @@ def dataset_option(func: Any) -> Any:
         "--dataset", type=click.Choice(DATASET_CHOICES), default="auto", show_default=True,
         help="Layout of the data directory (auto detects it).",
     )(func)
+
+
+def split_rule_option(func: Any) -> Any:
+    """--split-rule album|lists|song (default: album)."""
+    return click.option("--split-rule", type=click.Choice(SPLIT_RULES), default=None,
+                        help=SPLIT_RULE_HELP + "  [default: album]")(func)
+
+
+def deprecated_split_rule_option(func: Any) -> Any:
+    """The old --split ALBUM|LISTS|SONG of scan and train, hidden; see :func:`resolve_split_rule`."""
+    return click.option("--split", "old_split_rule", type=click.Choice(SPLIT_RULES), default=None,
+                        hidden=True)(func)
+
+
+def resolve_split_rule(split_rule: str | None, old_split_rule: str | None) -> str:
+    """The split rule from --split-rule, or from the old spelling --split RULE (one deprecation line on stderr).
+
+    Raises ParameterError when both are given and disagree.
+    """
+    if old_split_rule is None:
+        return split_rule or "album"
+    click.echo(DEPRECATED_SPLIT, err=True)
+    if split_rule is not None and split_rule != old_split_rule:
+        raise ParameterError(f"--split {old_split_rule} and --split-rule {split_rule} disagree; "
+                             "give --split-rule only")
+    return old_split_rule
 
 
 def json_option(func: Any) -> Any:

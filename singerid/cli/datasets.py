@@ -6,22 +6,22 @@ from pathlib import Path
 
 import click
 
-from singerid.cli.common import dataset_option, json_option, print_json
-
-SPLIT_CHOICES = ("album", "lists", "song")
+from singerid.cli.common import (
+    SPLIT_RULES, SUBSETS, dataset_option, json_option, print_json, resolve_split_rule, split_rule_option,
+)
 
 
 @click.command()
 @click.argument("directory", type=click.Path(path_type=Path))
 @dataset_option
-@click.option("--split", "split_mode", type=click.Choice(SPLIT_CHOICES), default="album", show_default=True,
-              help="album: the paper's protocol (artist20 4/1/1 albums per singer; singer32/60 8:1:1 or "
-                   "their split files); lists: the dataset's own list/split files; song: 8:1:1 per singer "
-                   "(albums leak).")
+@split_rule_option
+@click.option("--split", "which", type=click.Choice(SUBSETS + SPLIT_RULES), default=None,
+              metavar="[train|val|test|all]", help="Also list the songs of this subset.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the computed split.")
 @json_option
-def scan(directory: Path, dataset: str, split_mode: str, seed: int, as_json: bool) -> None:
+def scan(directory: Path, dataset: str, split_rule: str | None, which: str | None, seed: int,
+         as_json: bool) -> None:
     """Show the layout, split rule and songs per singer and split of a dataset DIRECTORY.
 
     Only lists directories and reads list/split files; no audio is decoded.
@@ -29,14 +29,20 @@ def scan(directory: Path, dataset: str, split_mode: str, seed: int, as_json: boo
     \b
     Example:
       singerid scan data/artist20
-      singerid scan data/singer32 --dataset singer32 --split lists --json
+      singerid scan data/singer32 --dataset singer32 --split-rule lists --json
+      singerid scan demo-corpus --split test
     """
     from singerid.datasets import load_dataset
 
-    ds = load_dataset(directory, kind=dataset, seed=seed, split=split_mode)
+    old_rule = which if which in SPLIT_RULES else None  # the old spelling: --split RULE
+    rule = resolve_split_rule(split_rule, old_rule)
+    subset = None if old_rule else which
+    ds = load_dataset(directory, kind=dataset, seed=seed, split=rule)
     summary = ds.summary()
+    songs = [{"singer": t.singer, "album": t.album, "song": t.song_id, "split": t.split, "path": str(t.path)}
+             for t in ds.select(subset)] if subset else None
     if as_json:
-        print_json(summary)
+        print_json(summary if songs is None else {**summary, "split": subset, "songs": songs})
         return
     click.echo(f"dataset: {ds.name}")
     click.echo(f"layout:  {ds.layout}")
@@ -47,6 +53,10 @@ def scan(directory: Path, dataset: str, split_mode: str, seed: int, as_json: boo
     totals = summary["totals"]
     click.echo(f"\n{summary['n_singers']} singers, {summary['n_songs']} songs "
                f"(train {totals['train']}, val {totals['val']}, test {totals['test']})")
+    if songs is not None:
+        click.echo(f"\n{subset} songs:" if subset != "all" else "\nall songs:")
+        for song in songs:
+            click.echo(f"  {song['split']:<5}  {song['singer']}  {song['song']}")
 
 
 def format_counts(counts: dict[str, dict[str, int]], totals: dict[str, int]) -> list[str]:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from singerid.cli.common import json_option, print_json, show_progress
+from singerid.cli.common import (
+    check_device_option, device_option, json_option, print_json, progress_mode, set_threads, threads_option,
+)
 from singerid.errors import AudioError, ParameterError
 
 STEM_CHOICES = ("vocals", "accompaniment")
@@ -29,10 +31,11 @@ def _parse_stems(text: str) -> tuple[str, ...]:
               help="Which stems to write, comma-separated.")
 @click.option("--format", "audio_format", type=click.Choice(["flac", "wav"]), default="flac", show_default=True,
               help="flac: 16-bit; wav: 32-bit float.")
-@click.option("--threads", type=int, default=None, help="Torch CPU threads [default: torch's choice].")
+@threads_option
+@device_option
 @json_option
 def separate(files: tuple[Path, ...], out_dir: Path, stems: str, audio_format: str, threads: int | None,
-             as_json: bool) -> None:
+             device: str, as_json: bool) -> None:
     """Separate FILES into vocals and accompaniment, written as OUT/<name>.<stem>.flac.
 
     Audio is decoded to 16 kHz mono (the pipeline's rate) and streamed in bounded memory. A bad
@@ -41,24 +44,19 @@ def separate(files: tuple[Path, ...], out_dir: Path, stems: str, audio_format: s
     \b
     Example:
       singerid separate song.mp3 other.flac --out stems/
-      singerid separate song.mp3 --out stems/ --stems vocals --format wav
+      singerid separate song.mp3 --out stems/ --stems vocals --format wav --threads 2
     """
     which = _parse_stems(stems)
     # Before torch loads OpenMP (if it has not yet): sleeping rather than spinning idle threads keeps
     # several threads fast on a machine shared with other jobs (measured 5-10x); no cost when idle.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import torch
-
     from singerid.separation import Separator
     from singerid.separation.files import separate_files
 
-    if threads is not None:
-        if threads < 1:
-            raise ParameterError(f"--threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
-    separator = Separator.load()
+    set_threads(threads)
+    separator = Separator.load(device=check_device_option(device))
     summary = separate_files(separator, files, out_dir, stems=which, audio_format=audio_format,
-                             progress=show_progress())
+                             progress=progress_mode())
     if as_json:
         print_json({"files": [{"file": r.path, "ok": r.ok, "seconds": round(r.seconds, 3), "outputs": list(r.outputs),
                                **({"error": r.error} if r.error else {})} for r in summary.results],

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-from singerid.cli.common import dataset_option, home_option, json_option, print_json, show_progress
+from singerid.cli.common import (
+    check_device_option, dataset_option, deprecated_split_rule_option, device_option, home_option, json_option,
+    print_json, progress_mode, resolve_split_rule, set_threads, split_rule_option, threads_option,
+)
 from singerid.config import TrainConfig
 
 DEFAULTS = TrainConfig()  # option defaults come from the dataclass (CRNN baseline values)
-SPLIT_CHOICES = ("album", "lists", "song")
 RECIPE_CHOICES = ("voice", "paper", "voice-no-separation", "voice-no-remix", "voice-no-gain-tilt",
                   "voice-softmax-head", "voice-with-adversary")  # singerid.embedder.recipes (paper = crnn/attcrnn)
 
@@ -46,21 +47,21 @@ RECIPE_CHOICES = ("voice", "paper", "voice-no-separation", "voice-no-remix", "vo
 @click.option("--seed", type=click.IntRange(min=0), default=DEFAULTS.seed, show_default=True,
               help="Seed of the dataset split and of training (baseline seeds: 0, 21, 42).")
 @click.option("--workers", type=click.IntRange(min=0), default=DEFAULTS.workers, show_default=True,
-              help="Data-loading processes (0 = in the main process).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Torch CPU threads [default: all cores available].")
+              help="Data-loading worker processes (0 = load in this process).")
+@threads_option
+@device_option
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="bf16: bfloat16 autocast for the training pass, about 2x faster on CPUs with AMX or "
                    "AVX512-BF16 (slower elsewhere); the saved weights and inference stay float32.")
-@click.option("--split", "split_mode", type=click.Choice(SPLIT_CHOICES), default="album", show_default=True,
-              help="How songs are split into train / val / test (see `singerid scan --help`).")
+@split_rule_option
+@deprecated_split_rule_option
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Feature cache directory [default: HOME/cache/features].")
 @json_option
 def train(data: Path, dataset: str, kind: str, recipe: str, input_kind: str | None, remix: bool | None,
           gain_tilt: bool | None, album_adversary: float | None, head: str | None, home: Path, epochs: int, batch_size: int, lr: float, patience: int,
-          seed: int, workers: int, threads: int | None, precision: str, split_mode: str, cache_dir: Path | None,
-          as_json: bool) -> None:
+          seed: int, workers: int, threads: int | None, device: str, precision: str, split_rule: str | None,
+          old_split_rule: str | None, cache_dir: Path | None, as_json: bool) -> None:
     """Train the embedder on the train split of DATA, stopping early on the val split.
 
     By default the voice recipe: the model hears the voice separated from the mix and is
@@ -77,18 +78,21 @@ def train(data: Path, dataset: str, kind: str, recipe: str, input_kind: str | No
       singerid train demo-corpus --model attcrnn --home H --epochs 30 --batch-size 32
       singerid train data/artist20 --dataset artist20 --model crnn --recipe paper --home H --seed 21
       singerid train demo-corpus --home H --no-remix --head softmax
+      singerid train data/artist20 --home H --split-rule lists --device cuda
     """
-    import torch
-
     import dataclasses
 
     from singerid.config import FeatureConfig
     from singerid.datasets import load_dataset
     from singerid.embedder.recipes import get_recipe
     from singerid.embedder.train import train_embedder
+    from singerid.pipeline.train import check_can_train
 
-    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
-    ds = load_dataset(data, kind=dataset, seed=seed, split=split_mode)
+    rule = resolve_split_rule(split_rule, old_split_rule)
+    set_threads(threads)
+    device = check_device_option(device)
+    check_can_train(home, kind, data=data)  # never overwrite a model the home's vectors depend on
+    ds = load_dataset(data, kind=dataset, seed=seed, split=rule)
     train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                             workers=workers)
     chosen = get_recipe(kind if recipe == "paper" else recipe)
@@ -100,8 +104,8 @@ def train(data: Path, dataset: str, kind: str, recipe: str, input_kind: str | No
     out_dir = home / "models" / kind
     result = train_embedder(ds.tracks, feature_cfg=FeatureConfig(), model_cfg=chosen.model_config(),
                             train_cfg=chosen.train_config(train_cfg), out_dir=out_dir,
-                            cache_dir=cache_dir or home / "cache" / "features", progress=show_progress(),
-                            precision=precision, front_end=chosen.front_end(), recipe=chosen.name,
+                            cache_dir=cache_dir or home / "cache" / "features", progress=progress_mode(),
+                            precision=precision, device=device, front_end=chosen.front_end(), recipe=chosen.name,
                             backend=chosen.backend)
     if as_json:
         print_json({"model_dir": str(result.model_dir), "model": kind, "recipe": chosen.name,

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from singerid.cli.common import (
-    dataset_option, db_option, home_option, json_option, parse_bytes, print_json, show_progress,
+    SUBSETS, check_device_option, dataset_option, db_option, device_option, home_option, json_option, parse_bytes,
+    print_json, progress_mode, set_threads, split_rule_option, threads_option,
 )
 
 INDEX_TYPES = ("flat", "flat-fp16", "ivf-pq", "hnsw", "auto")
@@ -24,17 +25,20 @@ def _home(path: Path):
 @home_option
 @db_option
 @dataset_option
-@click.option("--split", "which", type=click.Choice(["train", "val", "test", "all"]), default="train",
+@click.option("--split", "which", type=click.Choice(SUBSETS), default="train",
               show_default=True, help="Which songs to store (the reference set is the training split).")
-@click.option("--split-rule", type=click.Choice(["album", "lists", "song"]), default="album", show_default=True,
-              help="How songs are assigned to splits (album = the paper's protocol).")
+@split_rule_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
 @click.option("--model", "model_kind", type=click.Choice(["crnn", "attcrnn"]), default=None,
               help="Embedder in HOME/models/ [default: the home's, else attcrnn].")
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Blocks per forward pass (64 is fastest on CPU: scripts/bench_embed.py).")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
+              help="Blocks per forward pass (64 is fastest on CPU: scripts/bench_embed.py).")
+@threads_option
+@device_option
 @json_option
-def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, which: str, split_rule: str, seed: int,
-                 model_kind: str | None, batch_size: int, as_json: bool) -> None:
+def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, which: str, split_rule: str | None,
+                 seed: int, model_kind: str | None, batch_size: int, threads: int | None, device: str,
+                 as_json: bool) -> None:
     """Embed the songs of DATA_DIR into the home's vector database (resumable, idempotent).
 
     Each song is decoded, cut into 1-s blocks, embedded and stored in one transaction; a
@@ -43,14 +47,17 @@ def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, w
     \b
     Example:
       singerid embed-corpus corpus/ --home H --split train
+      singerid embed-corpus data/artist20 --home H --split-rule lists --threads 4
     """
     from singerid.datasets import load_dataset
     from singerid.pipeline.embed_corpus import embed_tracks
 
-    data = load_dataset(data_dir, kind=dataset, seed=seed, split=split_rule)
+    set_threads(threads)
+    device = check_device_option(device)
+    data = load_dataset(data_dir, kind=dataset, seed=seed, split=split_rule or "album")
     tracks = data.tracks if which == "all" else data.select(which)
     summary = embed_tracks(_home(home), tracks, model_kind=model_kind, db_url=db_url, batch_size=batch_size,
-                           progress=show_progress())
+                           progress=progress_mode(), device=device)
     if as_json:
         print_json({"dataset": data.name, "split_rule": data.split_rule, "split": which, "songs": summary.n_songs,
                     "added": summary.n_added, "skipped": summary.n_skipped, "failed": summary.n_failed,
@@ -82,27 +89,35 @@ def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, w
 @click.option("--memory-budget", default="8G", show_default=True, help="RAM the index may use (auto), e.g. 512M, 8G.")
 @click.option("--split", "splits", multiple=True, type=click.Choice(["train", "val", "test"]),
               help="Index only these splits' blocks (repeatable) [default: every stored block].")
+@threads_option
 @click.option("--backend", type=click.Choice(["auto", "none", "lda-wccn"]), default="auto", show_default=True,
               help="Projection fitted on the indexed blocks before search: lda-wccn (centring, LDA and WCCN with "
                    "singers as classes; ours), none (raw cosine, the paper), auto (what the model's recipe used).")
 @json_option
 def build_index(home: Path, db_url: str | None, index_type: str, gpu: bool, nlist: int | None, m: int | None,
                 nprobe: int, ef_search: int, memory_budget: str, splits: tuple[str, ...], backend: str,
-                as_json: bool) -> None:
+                threads: int | None, as_json: bool) -> None:
     """Build the FAISS inner-product index of the stored block embeddings.
+
+    --threads sets the CPU threads of FAISS (and torch); --gpu trains and fills it on the GPU.
 
     \b
     Example:
       singerid build-index --home H
       singerid build-index --home H --type auto --memory-budget 2G
       singerid build-index --home H --gpu
+      singerid build-index --home H --split train --threads 2 --json
     """
+    import faiss
+
     from singerid.config import IndexConfig
     from singerid.pipeline.build_index import build_index as build
 
+    faiss.omp_set_num_threads(set_threads(threads))
+
     cfg = IndexConfig(index_type=index_type, nlist=nlist, m=m, nprobe=nprobe, ef_search=ef_search,
                       memory_budget_bytes=parse_bytes(memory_budget), gpu=gpu, backend=backend)
-    summary = build(_home(home), cfg=cfg, db_url=db_url, splits=splits or None, progress=show_progress())
+    summary = build(_home(home), cfg=cfg, db_url=db_url, splits=splits or None, progress=progress_mode())
     if as_json:
         print_json({"type": summary.index_type, "factory_key": summary.factory_key, "n_vectors": summary.n_vectors,
                     "dim": summary.dim, "file": str(summary.path), "size_bytes": summary.size_bytes,
