@@ -21,6 +21,7 @@ from singerid.datasets.base import (
     SONG_RATIO, Dataset, computed_split, song_rule, sort_tracks, strip_audio_ext, unique_song_ids, unwrap,
     walk_audio, warn_empty_parts,
 )
+from singerid.datasets.split import album_rule
 from singerid.errors import DatasetError
 from singerid.records import SPLITS, Split, Track
 
@@ -71,7 +72,8 @@ def read_artist20(root: Path, *, seed: int, split: str) -> Dataset:
         by_album = computed_split(albums, seed=seed, ratio=C.ARTIST20_ALBUM_SPLIT, unit="album",
                                   hint="; try the song split")
         parts = {e: by_album[(e.split("/")[0], e.split("/")[1])] for e in entries}
-        rule = f"album split {'/'.join(map(str, C.ARTIST20_ALBUM_SPLIT))} per singer (paper), seed {seed}"
+        rule = album_rule([len(set(a)) for a in albums.values()], seed=seed, ratio=C.ARTIST20_ALBUM_SPLIT,
+                          why="paper")
     else:
         songs: dict[str, list[str]] = defaultdict(list)
         for entry in entries:

@@ -20,6 +20,7 @@ from singerid.datasets.base import (
     EXPECTED_LAYOUTS, MIN_SPLIT_UNITS, SONG_RATIO, Dataset, audio_files, computed_split, describe_contents,
     song_rule, sort_tracks, subdirs, unique_song_ids, unwrap, walk_audio,
 )
+from singerid.datasets.split import album_rule
 from singerid.errors import DatasetError
 from singerid.records import Track
 
@@ -91,8 +92,8 @@ def read_folder(root: Path, *, seed: int, split: str) -> Dataset:
         albums = {name: [s.album or "" for s in songs] for name, songs in singers.items()}
         by_album = computed_split(albums, seed=seed, ratio=C.ARTIST20_ALBUM_SPLIT, unit="album", hint="")
         part_of = {s.song_id: by_album[(name, s.album or "")] for name, songs in singers.items() for s in songs}
-        rule = (f"album split {'/'.join(map(str, C.ARTIST20_ALBUM_SPLIT))} per singer "
-                f"(every singer has >= {MIN_SPLIT_UNITS} albums), seed {seed}")
+        rule = album_rule([len(set(a)) for a in albums.values()], seed=seed, ratio=C.ARTIST20_ALBUM_SPLIT,
+                          why=f"every singer has >= {MIN_SPLIT_UNITS} albums")
     else:
         ids = {name: [s.song_id for s in songs] for name, songs in singers.items()}
         by_song = computed_split(ids, seed=seed, ratio=SONG_RATIO, unit="song", hint="")

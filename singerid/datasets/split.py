@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
 from singerid import constants as C
 from singerid.records import Split
@@ -47,3 +48,35 @@ def assign_split(items: Sequence[str], *, seed: int, key: str,
     for i, item in enumerate(order):
         out[item] = "train" if i < n_train else ("val" if i < n_train + n_val else "test")
     return out
+
+
+def split_shape(n_units: Iterable[int], ratio: Sequence[int]) -> str:
+    """How a per-singer split of ``ratio`` really falls for singers with these unit counts.
+
+    All alike: "4/1/1" (6 albums at 4:1:1) or "1/1/1" (3 albums); mixed: the shapes, most
+    common first, with how many singers have each: "4/1/1 for 12 singers, 2/1/1 for 1 singer".
+    """
+    shapes = Counter("/".join(map(str, split_counts(n, ratio))) for n in n_units)
+    if len(shapes) == 1:
+        return next(iter(shapes))
+    return ", ".join(f"{shape} for {k} singer{'s' if k != 1 else ''}" for shape, k in shapes.most_common())
+
+
+def album_rule(n_albums: Sequence[int], *, seed: int, ratio: Sequence[int], why: str) -> str:
+    """The ``split_rule`` text of an album split, saying what it really does for this corpus.
+
+    ``n_albums``: albums of each singer; ``why``: where the rule comes from ("paper"). When the
+    counts give the ratio's own shape: "album split 4/1/1 per singer (paper), seed 0"; otherwise
+    the shape they give: "album split 1/1/1 per singer (paper; 4/1/1 needs 6 albums, here 3
+    each), seed 0".
+    """
+    nominal = "/".join(map(str, ratio))
+    counts = sorted(set(n_albums))
+    if not counts:
+        return f"album split {nominal} per singer ({why}), seed {seed}"
+    shape = split_shape(n_albums, ratio)
+    if shape == nominal:
+        return f"album split {shape} per singer ({why}), seed {seed}"
+    have = f"{counts[0]} each" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    head = f"album split {shape} per singer" if len(counts) == 1 else f"album split per singer: {shape}"
+    return f"{head} ({why}; {nominal} needs {sum(ratio)} albums, here {have}), seed {seed}"
