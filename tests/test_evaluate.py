@@ -72,7 +72,7 @@ def test_writes_three_reports_with_every_method(evaluated):
     validate_report(doc)
     ds = doc["datasets"]["synthetic"]
     assert ds["error"] is None and ds["split"]["seeds"] == [0]
-    assert ds["split"]["rule"].startswith("album split 4/1/1 per singer")
+    assert ds["split"]["rule"].startswith("album split 1/1/1 per singer (paper; 4/1/1 needs 6 albums")
     assert set(ds["methods"]) == set(DEFAULT_METHODS)
     for method, entry in ds["methods"].items():
         assert entry["song"]["n_items"] == {"0": 3}  # one test album of one song per singer
