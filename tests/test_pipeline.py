@@ -225,7 +225,8 @@ def test_cli_chain_with_json_and_a_bad_song(trained, corpus, tmp_path):
     assert out.exit_code == 1
     rows = json.loads(out.stdout)
     assert set(rows[0]) >= {"song", "singer", "vote_share", "runners_up", "evidence"}
-    assert rows[1] == {"song": str(tmp_path / "missing.wav"), "error": f"{tmp_path / 'missing.wav'}: no such file"}
+    assert rows[1] == {"song": str(tmp_path / "missing.wav"), "ok": False, "error_kind": "AudioError",
+                       "error": f"{tmp_path / 'missing.wav'}: no such file"}
     out = runner.invoke(cli, ["info", "--home", str(home.root), "--json", "--check"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)

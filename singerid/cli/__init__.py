@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "embed-corpus": "singerid.cli.vectordb:embed_corpus",
     "build-index": "singerid.cli.vectordb:build_index",
     "query": "singerid.cli.query:query",
+    "similar": "singerid.cli.query:similar",
     "enrol": "singerid.cli.manage:enrol",
     "remove": "singerid.cli.manage:remove",
     "info": "singerid.cli.manage:info",

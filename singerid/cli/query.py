@@ -1,27 +1,35 @@
-"""``singerid query``: who sings each song, with runners-up and the evidence."""
+"""``singerid query`` and ``singerid similar``: thin shells over ``singerid.api``.
+
+query: files, folders (recursive), glob patterns and ``--list FILE``; the model and index load
+once; each answer is printed as soon as it is decided (text, json, jsonl or csv); a bad file is
+reported in its place and the rest go on (exit 1 at the end if any failed).
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from singerid import constants as C
-from singerid.cli.common import db_option, home_option, json_option, print_json
-from singerid.errors import SingeridError
+from singerid.cli.common import (
+    db_option, device_option, home_option, is_quiet, json_option, print_json, threads_option,
+)
+from singerid.errors import ParameterError, SingeridError
 
-
-def _home(path: Path):
-    from singerid.index.home import Home
-
-    return Home.resolve(path)
+FORMATS = ("text", "json", "jsonl", "csv")
 
 
 @click.command("query")
-@click.argument("songs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("songs", nargs=-1, type=click.Path(path_type=Path))
 @home_option
 @db_option
+@click.option("--list", "list_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+              help="A file naming songs, folders or patterns, one per line ('-' = standard input).")
 @click.option("--k", type=click.IntRange(1), default=C.K_NEIGHBOURS, show_default=True,
               help="Nearest reference blocks per query block (paper: 11).")
 @click.option("--method", type=click.Choice(["knn", "softmax"]), default="knn", show_default=True,
@@ -29,70 +37,141 @@ def _home(path: Path):
 @click.option("--top", type=click.IntRange(0), default=5, show_default=True, help="Runners-up to show.")
 @click.option("--evidence", "n_evidence", type=click.IntRange(0), default=3, show_default=True,
               help="Reference songs to show as evidence.")
+@click.option("--similar", "n_similar", type=click.IntRange(0), default=0, show_default=True,
+              help="Also list the singers closest in timbre to the song (centroid cosine).")
 @click.option("--min-similarity", type=click.FloatRange(-1, 1), default=None,
-              help="Answer 'unknown' below this mean top-1 similarity (softmax: mean top probability).")
+              help="Answer 'unknown singer' below this mean top-1 similarity (softmax: mean top probability).")
 @click.option("--min-share", type=click.FloatRange(0, 1), default=None,
-              help="Answer 'unknown' below this winning vote share.")
+              help="Answer 'unknown singer' below this winning vote share.")
 @click.option("--reject-unknown", is_flag=True,
-              help="Answer 'unknown' below the similarity threshold that build-index calibrated "
+              help="Answer 'unknown singer' below the similarity threshold that build-index calibrated "
                    "(equal error rate of known vs never-heard singers in the reference set).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="text for people; json (one array), jsonl (one object per line) or csv for machines.")
 @json_option
-def query(songs: tuple[Path, ...], home: Path, db_url: str | None, k: int, method: str, top: int, n_evidence: int,
-          min_similarity: float | None, min_share: float | None, reject_unknown: bool, as_json: bool) -> None:
-    """Say who sings each of SONGS, with runners-up and the evidence.
+@device_option
+@threads_option
+def query(songs: tuple[Path, ...], home: Path, db_url: str | None, list_file: Path | None, k: int, method: str,
+          top: int, n_evidence: int, n_similar: int, min_similarity: float | None, min_share: float | None,
+          reject_unknown: bool, fmt: str, as_json: bool, device: str, threads: int | None) -> None:
+    """Say who sings each of SONGS (files, folders, patterns), with runners-up and the evidence.
 
-    A bad file is reported and the others still answered (exit 1 if any failed).
+    Answers stream out as they are decided. A bad file is reported in its place and the
+    others are still answered; the exit code is 1 if any failed. --json is --format json.
 
     \b
     Example:
       singerid query song.mp3 --home H
-      singerid query a.mp3 b.flac --home H --json
-      singerid query stranger.mp3 --home H --reject-unknown
+      singerid query music/ 'live/*.flac' --home H --format csv > answers.csv
+      singerid query --list tracks.txt --home H --format jsonl
+      singerid query stranger.mp3 --home H --reject-unknown --similar 3
     """
-    from singerid.pipeline.query import QueryEngine, QueryOptions
+    import singerid
+    from singerid.audio.discover import expand_audio_inputs
 
-    options = QueryOptions(k=k, method=method, top=top, n_evidence=n_evidence, min_similarity=min_similarity,
-                           min_share=min_share, reject_unknown=reject_unknown)
-    results: list[dict[str, Any]] = []
-    failed = 0
-    with QueryEngine.open(_home(home), db_url=db_url) as engine:
-        for path in songs:
-            try:
-                decision = engine.identify(path, options)
-            except SingeridError as exc:
-                failed += 1
-                results.append({"song": str(path), "error": str(exc)})
-                if not as_json:
-                    click.echo(f"Error: {exc}", err=True)
-                continue
-            row = _decision_dict(decision)
-            results.append(row)
-            if not as_json:
-                _print_decision(row)
+    if not songs and list_file is None:
+        raise click.UsageError("name at least one song, folder or pattern, or give --list FILE")
+    fmt = "json" if as_json else fmt
+    options = dict(k=k, method=method, top=top, evidence=n_evidence, similar=n_similar,
+                   min_similarity=min_similarity, min_share=min_share, reject_unknown=reject_unknown)
+    writer = _Writer(fmt)
+    n_total = n_failed = 0
+    with singerid.open(home, db=db_url, device=device, threads=threads) as sid:
+        for result in sid.identify_many(expand_audio_inputs(songs, list_file=list_file), **options):
+            n_total += 1
+            n_failed += not result.ok
+            writer.write(result)
+    writer.close()
+    if n_total == 0:
+        raise ParameterError("no audio files found in " + ", ".join(map(str, songs or (list_file,))))
+    if n_failed:
+        raise SingeridError(f"{n_failed} of {n_total} song(s) could not be identified")
+
+
+@click.command("similar")
+@click.argument("singer", required=False)
+@click.option("--song", type=click.Path(path_type=Path), default=None, help="Singers closest to this song instead.")
+@click.option("--top", type=click.IntRange(1), default=5, show_default=True, help="How many singers to list.")
+@home_option
+@db_option
+@json_option
+@device_option
+@threads_option
+def similar(singer: str | None, song: Path | None, top: int, home: Path, db_url: str | None, as_json: bool,
+            device: str, threads: int | None) -> None:
+    """List the singers closest in timbre to SINGER, or to a song (--song FILE).
+
+    Closeness is the cosine similarity of centroids: a singer's centroid is the normalised
+    mean of their indexed blocks' embeddings, in the space the KNN vote searches (after the
+    index's back end); a song's centroid is the same over its blocks.
+
+    \b
+    Example:
+      singerid similar "Nina Simone" --home H
+      singerid similar --song unknown.mp3 --home H --top 3 --json
+    """
+    import singerid
+
+    if (singer is None) == (song is None):
+        raise click.UsageError("give a SINGER or --song FILE (one of them)")
+    with singerid.open(home, db=db_url, device=device, threads=threads) as sid:
+        found = sid.similar(singer, top=top) if singer is not None else sid.similar(song=song, top=top)
     if as_json:
-        print_json(results)
-    if failed:
-        raise SingeridError(f"{failed} of {len(songs)} song(s) could not be identified")
+        print_json({"singer": singer, "song": str(song) if song else None, "method": "cosine of centroids",
+                    "similar": [s.to_dict() for s in found]})
+        return
+    click.echo(f"closest to {singer if singer is not None else song} (cosine of centroids):")
+    width = max([len(s.singer) for s in found] + [6])
+    for s in found:
+        click.echo(f"  {s.singer:<{width}}  {s.similarity:6.3f}  ({s.n_blocks:,} blocks)")
 
 
-def _decision_dict(d) -> dict[str, Any]:
-    return {
-        "song": d.song, "singer": d.singer, "predicted": d.predicted, "vote_share": round(d.vote_share, 4),
-        "n_blocks": d.n_blocks, "method": d.method, "mean_similarity": round(d.mean_similarity, 4),
-        "runners_up": [{"singer": s, "vote_share": round(v, 4)} for s, v in d.runners_up],
-        "evidence": [{"song": e.song, "path": e.path, "singer": e.singer, "album": e.album, "n_matches": e.n_matches,
-                      "similarity": round(e.best_similarity, 4), "query_offset_s": round(e.query_offset_seconds, 2),
-                      "reference_offset_s": round(e.reference_offset_seconds, 2)} for e in d.evidence],
-        "timings_s": {key: round(v, 4) for key, v in d.timings.items()},
-    }
+class _Writer:
+    """Prints results as they come: text, a JSON array (valid once closed), JSON lines or CSV."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.count = 0
+        self.csv: csv.DictWriter | None = None
+
+    def write(self, result: Any) -> None:
+        if self.fmt == "text":
+            _print_text(result)
+        elif self.fmt == "jsonl":
+            click.echo(json.dumps(result.to_dict()))
+        elif self.fmt == "json":
+            body = json.dumps(result.to_dict(), indent=2)
+            click.echo(("[\n" if self.count == 0 else ",\n") + body, nl=False)
+        else:
+            if self.csv is None:
+                from singerid.results import CSV_FIELDS
+
+                self.csv = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, lineterminator="\n")
+                self.csv.writeheader()
+            self.csv.writerow(result.csv_row())
+        self.count += 1
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            click.echo("[]" if self.count == 0 else "\n]")
 
 
-def _print_decision(row: dict[str, Any]) -> None:
-    unknown = "" if row["singer"] == row["predicted"] else f" (closest: {row['predicted']})"
-    click.echo(f"{row['song']}: {row['singer']}{unknown}  vote {row['vote_share']:.0%} of {row['n_blocks']} blocks, "
-               f"mean similarity {row['mean_similarity']:.2f} [{row['method']}]")
-    if row["runners_up"]:
-        click.echo("  runners-up: " + ", ".join(f"{r['singer']} {r['vote_share']:.0%}" for r in row["runners_up"]))
-    for e in row["evidence"]:
+def _print_text(result: Any) -> None:
+    if not result.ok:
+        click.echo(f"Error: {result.error}", err=True)
+        return
+    d = result.to_dict()
+    who = d["singer"] if d["known"] else f"unknown singer (closest: {d['predicted']})"
+    click.echo(f"{d['song']}: {who}  vote {d['vote_share']:.0%} of {d['n_blocks']} blocks, "
+               f"{d['similarity_kind']} {d['similarity']:.2f} [{d['method']}]")
+    if is_quiet():
+        return
+    if d["runners_up"]:
+        click.echo("  runners-up: " + ", ".join(f"{r['singer']} {r['vote_share']:.0%}" for r in d["runners_up"]))
+    for e in d["evidence"]:
         click.echo(f"  evidence: {e['song']} ({e['singer']}) {e['n_matches']} matches, best {e['similarity']:.3f}: "
                    f"query {e['query_offset_s']:.1f} s ~ reference {e['reference_offset_s']:.1f} s")
+    if d.get("similar_singers"):
+        click.echo("  similar singers: " + ", ".join(f"{s['singer']} {s['similarity']:.2f}"
+                                                     for s in d["similar_singers"]))
