@@ -62,13 +62,15 @@ def deprecated_split_rule_option(func: Any) -> Any:
 
 
 def resolve_split_rule(split_rule: str | None, old_split_rule: str | None) -> str:
-    """The split rule from --split-rule, or from the old spelling --split RULE (one deprecation line on stderr).
+    """The split rule from --split-rule, or from the old spelling --split RULE (one deprecation line on
+    stderr, unless -q).
 
     Raises ParameterError when both are given and disagree.
     """
     if old_split_rule is None:
         return split_rule or "album"
-    click.echo(DEPRECATED_SPLIT, err=True)
+    if not is_quiet():
+        click.echo(DEPRECATED_SPLIT, err=True)
     if split_rule is not None and split_rule != old_split_rule:
         raise ParameterError(f"--split {old_split_rule} and --split-rule {split_rule} disagree; "
                              "give --split-rule only")
