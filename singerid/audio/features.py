@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator
 import librosa
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 from singerid import constants as C
 from singerid.config import FeatureConfig
@@ -34,7 +33,7 @@ class LogMel:
         self._filters = librosa.filters.mel(
             sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin_hz, fmax=cfg.fmax_hz
         ).astype(np.float32)  # (n_mels, 1 + n_fft // 2)
-        self._window = scipy.signal.get_window("hann", cfg.n_fft, fftbins=True).astype(np.float32)
+        self._window = np.hanning(cfg.n_fft + 1)[:-1].astype(np.float32)  # periodic Hann (librosa's "hann")
 
     def __call__(self, signal: np.ndarray) -> np.ndarray:
         return np.concatenate(list(self.stream([signal])), axis=1)
