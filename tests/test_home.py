@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -63,14 +64,38 @@ def test_manifest_round_trip(tmp_path):
 def test_missing_manifest(tmp_path):
     home = Home(tmp_path)
     assert home.read_manifest(missing_ok=True) == Manifest()
-    with pytest.raises(ArtefactError,
-                       match=rf"manifest.json does not exist; run `singerid build-index --home {tmp_path}`"):
+    with pytest.raises(ArtefactError, match=re.escape(
+            f"manifest.json does not exist; run `singerid train DATA --home {tmp_path}`, then "
+            f"`singerid embed-corpus DATA --home {tmp_path}`, then `singerid build-index --home {tmp_path}`")):
         home.read_manifest()
 
 
+def test_next_steps_follow_what_is_on_disk(tmp_path):
+    from singerid.embedder.checkpoint import SIDECAR_FILE
+    from singerid.index.home import MODEL_SIDECAR
+
+    assert MODEL_SIDECAR == SIDECAR_FILE
+    home = Home(tmp_path / "h")
+    assert home.trained_kinds() == () and not home.has_vectors()
+    train, embed, build = (f"`singerid train DATA --home {home.root}`", f"`singerid embed-corpus DATA --home {home.root}`",
+                           f"`singerid build-index --home {home.root}`")
+    assert home.next_steps() == f"run {train}, then {embed}, then {build}"
+    assert home.next_steps(kind="crnn") == (f"run `singerid train DATA --model crnn --home {home.root}`, then {embed}, "
+                                            f"then {build}")
+    home.model_dir("crnn").mkdir(parents=True)
+    (home.model_dir("crnn") / SIDECAR_FILE).write_text("{}")
+    assert home.trained_kinds() == ("crnn",)
+    assert home.next_steps() == f"run {embed}, then {build}"
+    assert home.next_steps(kind="attcrnn").startswith("run `singerid train DATA --model attcrnn")
+    home.create()
+    (home.shards_dir / "shard-000000.f32").write_bytes(b"")
+    assert home.next_steps() == f"run {build}"
+    assert home.next_steps(embedded=False) == f"run {embed}, then {build}"
+
+
 @pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d.update(version=99), "manifest version 99, this singerid reads 1"),
     (lambda d: d.update(format="other"), "not a singerid manifest"),
+    (lambda d: d.update(version=0), "manifest version 0, this singerid reads 1"),
     (lambda d: d.update(extra=1), r"unknown manifest field\(s\) \['extra'\]"),
     (lambda d: d["index"].pop("n_vectors"), "malformed manifest entry"),
     (lambda d: d["index"]["spec"].update(index_type="ivf"), "malformed manifest entry: index type must be one of"),
@@ -82,7 +107,19 @@ def test_malformed_manifests_are_refused_with_the_repair(tmp_path, mutate, messa
     data = json.loads(home.manifest_path.read_text())
     mutate(data)
     home.manifest_path.write_text(json.dumps(data))
-    with pytest.raises(ArtefactError, match=message + r".*; run `singerid build-index --home "):
+    path = home.manifest_path
+    with pytest.raises(ArtefactError, match=message + ".*" + re.escape(
+            f"; move it aside (`mv {path} {path}.bad`), then run `singerid build-index --home {tmp_path}`")):
+        home.read_manifest()
+
+
+def test_a_manifest_of_a_newer_singerid_asks_for_an_upgrade_not_a_rebuild(tmp_path):
+    home = Home(tmp_path)
+    home.write_manifest(Manifest())
+    data = json.loads(home.manifest_path.read_text())
+    home.manifest_path.write_text(json.dumps({**data, "version": 99}))
+    with pytest.raises(ArtefactError, match=r"manifest version 99, this singerid reads 1; it was written by a newer "
+                                            r"singerid: upgrade singerid to use this home$"):
         home.read_manifest()
 
 
@@ -171,19 +208,47 @@ def test_same_count_but_other_ids_is_found(built):
                         f"run `singerid build-index --home {home.root}`"]
 
 
-def test_model_and_feature_mismatches_are_found(built):
+NEW_HOME = ("start a new home: run `singerid train DATA --model attcrnn --home NEW_HOME`, then "
+            "`singerid embed-corpus DATA --home NEW_HOME`, then `singerid build-index --home NEW_HOME`")
+
+
+def test_a_replaced_model_is_one_problem_whose_repair_is_a_new_home(built):
     home, manifest, store, index = built
     problems = find_problems(home, manifest, store=facts(store, index)[0], model_sha256="f" * 64,
                              feature_config=FeatureConfig(n_mels=64))
-    assert any(p.startswith("the manifest records model aaaaaaaaaaaa but the model in the home is ffffffffffff")
-               for p in problems)
-    assert any("the store's embeddings come from model aaaaaaaaaaaa" in p and "embed-corpus DIR --home NEW_HOME" in p
-               for p in problems)
-    assert any(p.startswith("the index was built from vectors of model aaaaaaaaaaaa") and "build-index" in p
-               for p in problems)
-    assert any("feature config" in p for p in problems)
-    with pytest.raises(ArtefactError, match=r"\(and \d+ more problem\(s\); see `singerid info --check`\)$"):
+    assert problems == [f"the home's vectors were made by model aaaaaaaaaaaa, but {home.model_dir('attcrnn')} holds "
+                        f"model ffffffffffff (retrained or replaced): a model only reads its own vectors; restore the "
+                        f"model folder from a backup, or {NEW_HOME}"]  # no build-index: it cannot help yet
+    with pytest.raises(ArtefactError, match=r"^the home's vectors were made by model aaaaaaaaaaaa.*NEW_HOME`$"):
         raise_if_inconsistent(problems)
+
+
+def test_a_store_of_another_model_and_other_features_are_model_problems(built):
+    home, manifest, store, index = built
+    other = dataclasses.replace(facts(store, index)[0], model_sha256="e" * 64)
+    assert find_problems(home, manifest, store=other, model_sha256=MODEL) == [
+        f"the store's vectors were made by model eeeeeeeeeeee, but {home.model_dir('attcrnn')} holds model "
+        f"aaaaaaaaaaaa (retrained or replaced): a model only reads its own vectors; restore the model folder from a "
+        f"backup, or {NEW_HOME}"]
+    problems = find_problems(home, manifest, store=facts(store, index)[0], model_sha256=MODEL,
+                             feature_config=FeatureConfig(n_mels=64))
+    assert len(problems) == 1 and problems[0].startswith("the home's vectors were made with feature config ")
+    assert problems[0].endswith(NEW_HOME)
+
+
+def test_a_model_that_cannot_be_loaded_is_a_problem_only_when_vectors_need_it(built):
+    home, manifest, store, index = built
+    assert find_problems(home, manifest, store=facts(store, index)[0], model_error="no model.json") == [
+        f"the home's vectors were made by model aaaaaaaaaaaa, which cannot be loaded from "
+        f"{home.model_dir('attcrnn')} (no model.json); restore that folder from a backup, or {NEW_HOME}"]
+    assert find_problems(home, Manifest(), model_error="no model.json") == []
+
+
+def test_a_lost_manifest_over_stored_vectors_names_build_index(built):
+    home, _, store, index = built
+    assert find_problems(home, Manifest(), store=facts(store, index)[0], model_sha256=MODEL) == [
+        f"{home.manifest_path} does not record the 30 stored blocks (missing or rewritten); "
+        f"run `singerid build-index --home {home.root}`"]
 
 
 def test_tampered_or_missing_index_file_is_found(built):
@@ -200,8 +265,8 @@ def test_tampered_or_missing_index_file_is_found(built):
 
 
 def test_no_index_yet(built):
-    home, _, store, index = built
-    assert find_problems(home, Manifest(), store=facts(store, index)[0]) == [
+    home, manifest, store, index = built
+    assert find_problems(home, dataclasses.replace(manifest, index=None), store=facts(store, index)[0]) == [
         f"no index is recorded in {home.manifest_path}; run `singerid build-index --home {home.root}`"]
 
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
-from singerid.cli.common import db_option, home_option, json_option, print_json, show_progress
+from singerid.cli.common import (
+    check_device_option, db_option, device_option, home_option, json_option, print_json, progress_mode,
+)
 from singerid.errors import ArtefactError, SingeridError
 
 
@@ -23,25 +25,42 @@ def _home(path: Path):
 @home_option
 @db_option
 @click.option("--album", default=None, help="Album name to record for these songs.")
-def enrol(singer: str, songs: tuple[Path, ...], home: Path, db_url: str | None, album: str | None) -> None:
+@click.option("--add-to-existing", is_flag=True,
+              help="Add the songs to a singer already in the store (without it, an existing name is refused).")
+@device_option
+@json_option
+def enrol(singer: str, songs: tuple[Path, ...], home: Path, db_url: str | None, album: str | None,
+          add_to_existing: bool, device: str, as_json: bool) -> None:
     """Add a new SINGER from SONGS without retraining: stored, indexed, queryable at once.
+
+    The unknown-singer threshold (query --reject-unknown) is recalibrated on the new index.
+    A name already in the store is refused unless --add-to-existing says the songs are that
+    singer's; "unknown" is refused (it is the answer for singers the index does not know).
 
     \b
     Example:
       singerid enrol "Nina Simone" feeling_good.mp3 sinnerman.flac --home H
+      singerid enrol "Nina Simone" little_girl_blue.mp3 --home H --add-to-existing --json
     """
     from singerid.pipeline.manage import enrol as do_enrol
 
-    summary = do_enrol(_home(home), singer, songs, db_url=db_url, album=album, progress=show_progress())
-    if summary.embed is not None:
-        for _, error in summary.embed.failures:
+    device = check_device_option(device)
+    summary = do_enrol(_home(home), singer, songs, db_url=db_url, album=album, progress=progress_mode(),
+                       add_to_existing=add_to_existing, device=device)
+    failures = summary.embed.failures if summary.embed is not None else ()
+    if as_json:
+        print_json({**_change_dict(summary), "singer": singer,
+                    "skipped": summary.embed.n_skipped if summary.embed is not None else 0,
+                    "failures": [{"song": path, "error": error} for path, error in failures]})
+    else:
+        for _, error in failures:
             click.echo(f"failed: {error}", err=True)
-    where = (f"index now holds {summary.index_vectors:,} vectors" if summary.index_vectors is not None
-             else "no index yet: run `singerid build-index`")
-    skipped = f" ({summary.embed.n_skipped} already stored, skipped)" if summary.embed and summary.embed.n_skipped else ""
-    click.echo(f"enrolled {singer}: {summary.n_songs} song(s), {summary.n_blocks:,} blocks{skipped}; {where}")
-    if summary.embed is not None and summary.embed.n_failed:
-        raise SingeridError(f"{summary.embed.n_failed} of {len(songs)} song(s) could not be enrolled")
+        where = (f"index now holds {summary.index_vectors:,} vectors{_threshold(summary)}"
+                 if summary.index_vectors is not None else "no index yet: run `singerid build-index`")
+        skipped = f" ({summary.embed.n_skipped} already stored, skipped)" if summary.embed and summary.embed.n_skipped else ""
+        click.echo(f"enrolled {singer}: {summary.n_songs} song(s), {summary.n_blocks:,} blocks{skipped}; {where}")
+    if failures:
+        raise SingeridError(f"{len(failures)} of {len(songs)} song(s) could not be enrolled")
 
 
 @click.command("remove")
@@ -49,21 +68,39 @@ def enrol(singer: str, songs: tuple[Path, ...], home: Path, db_url: str | None, 
 @db_option
 @click.option("--singer", default=None, help="Remove this singer and all their songs.")
 @click.option("--song", "songs", multiple=True, type=click.Path(path_type=Path), help="Remove this song (repeatable).")
-def remove(home: Path, db_url: str | None, singer: str | None, songs: tuple[Path, ...]) -> None:
+@json_option
+def remove(home: Path, db_url: str | None, singer: str | None, songs: tuple[Path, ...], as_json: bool) -> None:
     """Remove a singer or songs from the store and the index.
+
+    The unknown-singer threshold (query --reject-unknown) is recalibrated on what is left.
 
     \b
     Example:
       singerid remove --singer "Nina Simone" --home H
-      singerid remove --song feeling_good.mp3 --home H
+      singerid remove --song feeling_good.mp3 --home H --json
     """
     from singerid.pipeline.manage import remove as do_remove
 
     if (singer is None) == (not songs):
         raise click.UsageError("give exactly one of --singer NAME or --song PATH (repeatable)")
     summary = do_remove(_home(home), singer=singer, songs=songs, db_url=db_url)
-    where = f"; index now holds {summary.index_vectors:,} vectors" if summary.index_vectors is not None else ""
+    if as_json:
+        print_json({**_change_dict(summary), "singer": singer, "songs": [str(p) for p in songs]})
+        return
+    where = (f"; index now holds {summary.index_vectors:,} vectors{_threshold(summary)}"
+             if summary.index_vectors is not None else "")
     click.echo(f"removed {summary.n_songs} song(s), {summary.n_blocks:,} blocks{where}")
+
+
+def _change_dict(summary: Any) -> dict[str, Any]:
+    """The JSON fields enrol and remove share (a ChangeSummary)."""
+    return {"n_songs": summary.n_songs, "n_blocks": summary.n_blocks, "index_vectors": summary.index_vectors,
+            "unknown_threshold": summary.unknown_threshold}
+
+
+def _threshold(summary: Any) -> str:
+    return ("" if summary.unknown_threshold is None else
+            f", unknown-singer threshold recalibrated to {summary.unknown_threshold:.3f}")
 
 
 @click.command("info")
@@ -121,5 +158,7 @@ def _print_info(data: dict[str, Any]) -> None:
     if data["problems"]:
         for p in data["problems"]:
             click.echo(f"problem: {p}", err=True)
+    elif data.get("next_steps"):
+        click.echo(f"not ready for queries yet: {data['next_steps']}")
     else:
         click.echo("consistent: model, store, index and manifest agree")

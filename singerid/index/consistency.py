@@ -3,7 +3,8 @@
 The pipeline gathers the facts (``MetadataStore.block_ids`` / ``n_blocks`` / ``embedding_source``,
 ``VectorIndex.ids`` / ``len``, the loaded model's hash and feature config) and passes them here;
 nothing is opened or imported from FAISS or SQLAlchemy. Each problem is one line ending with the
-command that repairs it. ``info --check`` prints them; every other command calls
+command that repairs it, and problems are reported layer by layer (see ``find_problems``) so
+that no line suggests a repair that cannot work yet. ``info --check`` prints them; every other command calls
 ``raise_if_inconsistent`` on load.
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from singerid.config import FeatureConfig
 from singerid.errors import ArtefactError
 from singerid.index.files import sha256_file
-from singerid.index.home import Home, Manifest
+from singerid.index.home import Home, Manifest, new_home_steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,27 +31,30 @@ class VectorsState:
 def find_problems(home: Home, manifest: Manifest, *, store: VectorsState | None = None,
                   index: VectorsState | None = None, model_sha256: str | None = None,
                   feature_config: FeatureConfig | None = None, front_end: str | None = None,
-                  verify_checksum: bool = False) -> list[str]:
+                  verify_checksum: bool = False, model_kind: str | None = None,
+                  model_error: str | None = None) -> list[str]:
     """Human-readable disagreements between the parts given; an empty list when they agree.
 
     store: the metadata store's blocks (restricted to the indexed splits); index: the loaded
     FAISS index; model_sha256 / feature_config: the embedder in the home. ``verify_checksum``
     re-hashes the index file (seconds for large indexes); otherwise only its size is compared.
+    ``model_kind`` / ``model_error``: the kind the home needs and why it could not be loaded.
+
+    Problems come in layers, and only the first layer with a problem is reported, so that
+    every line names a repair that works now: (1) the vectors cannot be used with the home's
+    model (missing or replaced: a new home), (2) the manifest does not record the stored
+    vectors (build-index), (3) the index file disagrees with the store or the model (build-index).
     """
+    problems = _model_problems(home, manifest, store, model_sha256, feature_config, front_end,
+                               model_kind, model_error)
+    if problems:
+        return problems
     rebuild = f"run `singerid build-index --home {home.root}`"
-    reembed = "embed the corpus again into a new home (`singerid embed-corpus DIR --home NEW_HOME`)"
-    problems: list[str] = []
-    if model_sha256 is not None and manifest.model is not None and manifest.model.sha256 != model_sha256:
-        problems.append(f"the manifest records model {_short(manifest.model.sha256)} but the model in the home is "
-                        f"{_short(model_sha256)}; {reembed}")
-    if feature_config is not None and manifest.feature_config is not None and manifest.feature_config != feature_config:
-        problems.append(f"the manifest's feature config ({manifest.feature_config.fingerprint()}) differs from the "
-                        f"model's ({feature_config.fingerprint()}); {reembed}")
-    if front_end is not None and manifest.model is not None and manifest.model.front_end != front_end:
-        problems.append(f"the home's vectors were made with front end {manifest.model.front_end!r} but the model "
-                        f"uses {front_end!r}; {reembed}")
-    if store is not None:
-        problems += _source_problems("the store's embeddings", store, model_sha256, feature_config, reembed)
+    if manifest.model is None:
+        if store is not None and store.n_vectors > 0:
+            problems.append(f"{home.manifest_path} does not record the {store.n_vectors:,} stored blocks "
+                            f"(missing or rewritten); {rebuild}")
+        return problems
     entry = manifest.index
     if entry is None:
         if store is not None or index is not None:
@@ -91,16 +95,49 @@ def find_problems(home: Home, manifest: Manifest, *, store: VectorsState | None 
     return problems
 
 
-def _source_problems(name: str, state: VectorsState, model_sha256: str | None,
-                     feature_config: FeatureConfig | None, repair: str) -> list[str]:
-    problems = []
-    if model_sha256 is not None and state.model_sha256 is not None and state.model_sha256 != model_sha256:
-        problems.append(f"{name} come from model {_short(state.model_sha256)}, the home's model is "
-                        f"{_short(model_sha256)}; {repair}")
-    if feature_config is not None and state.feature_config is not None and state.feature_config != feature_config:
-        problems.append(f"{name} were made with feature config {state.feature_config.fingerprint()}, the model "
-                        f"uses {feature_config.fingerprint()}; {repair}")
-    return problems
+def model_missing_problem(home: Home, kind: str, vectors_sha256: str | None, reason: str) -> str:
+    """The home holds vectors of a ``kind`` model that cannot be loaded (``reason``): one line with the repair."""
+    made_by = f"model {_short(vectors_sha256)}" if vectors_sha256 else f"its {kind} model"
+    return (f"the home's vectors were made by {made_by}, which cannot be loaded from {home.model_dir(kind)} "
+            f"({reason}); restore that folder from a backup, or {new_home_steps(kind)}")
+
+
+def model_replaced_problem(home: Home, kind: str, what: str, vectors_sha256: str, model_sha256: str) -> str:
+    """``what`` ("the home's vectors", "the store's vectors") come from another model than the home's: one line."""
+    return (f"{what} were made by model {_short(vectors_sha256)}, but {home.model_dir(kind)} holds model "
+            f"{_short(model_sha256)} (retrained or replaced): a model only reads its own vectors; restore the "
+            f"model folder from a backup, or {new_home_steps(kind)}")
+
+
+def _model_problems(home: Home, manifest: Manifest, store: VectorsState | None, model_sha256: str | None,
+                    feature_config: FeatureConfig | None, front_end: str | None, kind: str | None,
+                    model_error: str | None) -> list[str]:
+    """Layer 1: vectors that no command can make the home's model read (every line: a new home)."""
+    kind = kind or (manifest.model.kind if manifest.model is not None else None) or "attcrnn"
+    recorded = manifest.model.sha256 if manifest.model is not None else None
+    stored = store.model_sha256 if store is not None else None
+    has_vectors = recorded is not None or (store is not None and (store.n_vectors > 0 or stored is not None))
+    if model_error is not None:
+        return [model_missing_problem(home, kind, recorded or stored, model_error)] if has_vectors else []
+    if model_sha256 is None:
+        return []
+    if recorded is not None and recorded != model_sha256:
+        return [model_replaced_problem(home, kind, "the home's vectors", recorded, model_sha256)]
+    if stored is not None and stored != model_sha256:
+        what = "the store's vectors" if recorded is not None else "the home's vectors"
+        return [model_replaced_problem(home, kind, what, stored, model_sha256)]
+    why = None
+    if feature_config is not None and manifest.feature_config is not None and manifest.feature_config != feature_config:
+        why = (f"the home's vectors were made with feature config {manifest.feature_config.fingerprint()}, the model "
+               f"in {home.model_dir(kind)} uses {feature_config.fingerprint()}")
+    elif feature_config is not None and store is not None and store.feature_config is not None \
+            and store.feature_config != feature_config:
+        why = (f"the store's vectors were made with feature config {store.feature_config.fingerprint()}, the model "
+               f"in {home.model_dir(kind)} uses {feature_config.fingerprint()}")
+    elif front_end is not None and manifest.model is not None and manifest.model.front_end != front_end:
+        why = (f"the home's vectors were made with front end {manifest.model.front_end!r}, the model in "
+               f"{home.model_dir(kind)} uses {front_end!r}")
+    return [f"{why}; restore the model folder from a backup, or {new_home_steps(kind)}"] if why else []
 
 
 def raise_if_inconsistent(problems: list[str]) -> None:

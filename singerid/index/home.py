@@ -36,6 +36,7 @@ HOME_ENV = "SINGERID_HOME"  # same name as singerid.cli.common.HOME_ENV
 DEFAULT_HOME = "singerid-home"  # same as singerid.cli.common.DEFAULT_HOME
 MANIFEST_FORMAT = "singerid-manifest"
 MANIFEST_VERSION = 1  # bump when a field changes meaning (new fields with defaults keep old manifests readable)
+MODEL_SIDECAR = "model.json"  # same as singerid.embedder.checkpoint.SIDECAR_FILE: present once a model is trained
 INDEX_SUFFIX = ".faiss"
 BACKEND_SUFFIX = ".backend.npz"  # the fitted LDA/WCCN projection beside its index
 
@@ -217,22 +218,57 @@ class Home:
                     removed.append(path)
         return removed
 
+    # --- what is there, and what to run next -----------------------------------------------
+    def trained_kinds(self) -> tuple[str, ...]:
+        """Model kinds with a finished model in HOME/models (sorted); () for a home without one."""
+        if not self.models_dir.is_dir():
+            return ()
+        return tuple(sorted(d.name for d in self.models_dir.iterdir() if (d / MODEL_SIDECAR).is_file()))
+
+    def has_vectors(self) -> bool:
+        """Whether any embedding shard exists (something was embedded into this home)."""
+        return self.shards_dir.is_dir() and any(self.shards_dir.iterdir())
+
+    def next_steps(self, *, kind: str | None = None, embedded: bool | None = None) -> str:
+        """The commands, in the order that works, that make this home answer queries.
+
+        Judged from what is on disk: no model -> train, embed-corpus, build-index; a model but
+        nothing embedded -> embed-corpus, build-index; else build-index. ``kind``: the model the
+        home needs (None: any); ``embedded``: whether vectors are stored (None: judged from the shards).
+        """
+        has_model = (kind in self.trained_kinds()) if kind else bool(self.trained_kinds())
+        embedded = self.has_vectors() if embedded is None else embedded
+        steps = setup_commands(self.root, kind=kind)
+        if has_model:
+            steps = steps[1:] if not embedded else steps[2:]
+        return "run " + ", then ".join(steps)
+
     # --- manifest -------------------------------------------------------------------------
     def read_manifest(self, *, missing_ok: bool = False) -> Manifest:
-        """Parse manifest.json. Missing: an empty Manifest if ``missing_ok``, else ArtefactError."""
+        """Parse manifest.json. Missing: an empty Manifest if ``missing_ok``, else ArtefactError.
+
+        A malformed manifest is an ArtefactError naming the repair (move it aside, then build-index
+        writes a new one); one written by a newer singerid asks for an upgrade instead.
+        """
         path = self.manifest_path
         if not path.is_file():
             if missing_ok:
                 return Manifest()
-            raise ArtefactError(f"{path} does not exist; run `singerid build-index --home {self.root}`")
+            raise ArtefactError(f"{path} does not exist; {self.next_steps()}")
+        aside = (f"move it aside (`mv {path} {path}.bad`), then run `singerid build-index --home {self.root}` "
+                 "to write a new one")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArtefactError(f"cannot read {path}: {exc}; run `singerid build-index --home {self.root}`") from exc
+            raise ArtefactError(f"cannot read {path}: {exc}; {aside}") from exc
+        version = data.get("version") if isinstance(data, Mapping) else None
+        if isinstance(version, int) and version > MANIFEST_VERSION:
+            raise ArtefactError(f"{path}: manifest version {version}, this singerid reads {MANIFEST_VERSION}; "
+                                "it was written by a newer singerid: upgrade singerid to use this home")
         try:
             return Manifest.from_dict(data)
         except ArtefactError as exc:
-            raise ArtefactError(f"{path}: {exc}; run `singerid build-index --home {self.root}`") from exc
+            raise ArtefactError(f"{path}: {exc}; {aside}") from exc
 
     def write_manifest(self, manifest: Manifest) -> Manifest:
         """Write manifest.json atomically (stamping ``updated_at``); returns what was written."""
@@ -242,3 +278,15 @@ class Home:
         atomic_write_bytes(self.manifest_path, text.encode("utf-8"))
         log.info("wrote %s", self.manifest_path)
         return stamped
+
+
+def setup_commands(root: Path, *, kind: str | None = None) -> list[str]:
+    """The three commands that fill the home at ``root`` from a dataset, in order (quoted for messages)."""
+    model = f" --model {kind}" if kind else ""
+    return [f"`singerid train DATA{model} --home {root}`", f"`singerid embed-corpus DATA --home {root}`",
+            f"`singerid build-index --home {root}`"]
+
+
+def new_home_steps(kind: str | None = None) -> str:
+    """How to start over in a new home (for vectors no model in their home can use), as one clause."""
+    return "start a new home: run " + ", then ".join(setup_commands(Path("NEW_HOME"), kind=kind))

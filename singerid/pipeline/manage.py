@@ -18,14 +18,24 @@ from typing import Any
 
 import numpy as np
 
-from singerid.errors import ParameterError
+from singerid.embedder.checkpoint import SIDECAR_FILE, read_card
+from singerid.embedder.embed import Embedder
+from singerid.errors import ArtefactError, DatasetError, ParameterError
+from singerid.index.backend import Backend
 from singerid.index.consistency import VectorsState, find_problems
 from singerid.index.files import ids_sha256
-from singerid.index.home import Home
+from singerid.index.home import Home, Manifest
+from singerid.index.shards import ShardSet
+from singerid.index.store import MetadataStore
+from singerid.index.store_records import StoreCounts
 from singerid.index.vectors import VectorIndex
-from singerid.pipeline.calibrate import CALIBRATION_FILE
-from singerid.pipeline.common import load_backend, load_embedder, open_store, save_index
+from singerid.pipeline.calibrate import CALIBRATION_FILE, calibrate, save_calibration
+from singerid.pipeline.common import (
+    load_backend, load_embedder, open_store, require_index, resolve_model_kind, save_index,
+)
 from singerid.pipeline.embed_corpus import EmbedSummary, embed_tracks
+from singerid.pipeline.query import UNKNOWN
+from singerid.progress import ProgressArg
 from singerid.records import Track
 
 log = logging.getLogger(__name__)
@@ -41,101 +51,207 @@ class ChangeSummary:
     n_blocks: int
     index_vectors: int | None  # vectors in the index afterwards; None when the home has no index yet
     embed: EmbedSummary | None = None
+    unknown_threshold: float | None = None  # the recalibrated unknown-singer threshold (None: none, or no index)
 
 
 def enrol(home: Home, singer: str, songs: Sequence[str | Path], *, db_url: str | None = None,
-          album: str | None = None, progress: bool = False) -> ChangeSummary:
-    """Add ``songs`` of ``singer`` to the store and (if one exists) the index. Raises ParameterError
-    for an empty singer name or no songs; bad files are recorded as failures, as in embed-corpus."""
-    if not singer.strip():
+          album: str | None = None, progress: ProgressArg = False, add_to_existing: bool = False,
+          device: str = "cpu") -> ChangeSummary:
+    """Add ``songs`` of ``singer`` to the store and (if one exists) the index, and recalibrate the
+    unknown-singer threshold on the new index. Bad files are recorded as failures, as in embed-corpus.
+
+    ``add_to_existing``: add the songs to a singer already in the store (refused otherwise, so that
+    a new voice is never merged into another singer by a name clash); a rerun of the same enrol
+    (every stored song of the singer among ``songs``) is allowed either way. ``device``: where
+    torch embeds ("cpu", "cuda"). Raises ParameterError for an empty or reserved name ("unknown",
+    the answer for singers the index does not know) or no songs, DatasetError for a name clash.
+    """
+    name = singer.strip()
+    if not name:
         raise ParameterError("singer name must not be empty")
+    if name.casefold() == UNKNOWN:
+        raise ParameterError(f"singer name {singer!r} is reserved: {UNKNOWN!r} is the answer for a singer the "
+                             "index does not know; enrol under another name")
     if not songs:
         raise ParameterError("enrol needs at least one song")
+    _check_new_singer(home, singer, songs, db_url=db_url, add_to_existing=add_to_existing)
     tracks = [Track(path=Path(p), singer=singer, song_id=f"{singer}/{Path(p).stem}", split="train", album=album,
                     dataset=ENROLLED_DATASET) for p in songs]
     manifest = home.read_manifest(missing_ok=True)
     backend = load_backend(home, manifest.index) if manifest.index is not None else None  # checked before any write
-    summary = embed_tracks(home, tracks, model_kind=manifest.model.kind if manifest.model else None,
-                           db_url=db_url, progress=progress)
+    kind = manifest.model.kind if manifest.model is not None else resolve_model_kind(home, None)
+    embedder = load_embedder(home, kind, device=device)
+    summary = embed_tracks(home, tracks, model_kind=kind, db_url=db_url, progress=progress, embedder=embedder)
     manifest = home.read_manifest(missing_ok=True)
     if manifest.index is None:
         log.warning("no index yet: run `singerid build-index --home %s` to make the enrolled songs searchable",
                     home.root)
         return ChangeSummary(summary.n_added, summary.n_blocks, None, summary)
-    index = VectorIndex.load(home.index_path(manifest.index))
-    if summary.added:
-        ids = np.concatenate([s.block_ids for s in summary.added])
-        vectors = np.concatenate([s.embeddings for s in summary.added])
-        # the projection fitted at build-index (on the singers indexed then), as queries use it
-        index.add(vectors if backend is None else backend.apply(vectors), ids)
-        save_index(home, manifest, index)
-    return ChangeSummary(summary.n_added, summary.n_blocks, len(index), summary)
+    if manifest.index.splits is not None and "train" not in manifest.index.splits:
+        log.warning("enrolled songs are stored in split 'train', which the index (splits %s) leaves out; run "
+                    "`singerid build-index --home %s` over the splits to search", ",".join(manifest.index.splits),
+                    home.root)
+    with open_store(home, db_url) as store:
+        n_vectors, threshold = _sync_index(home, manifest, store, backend)
+    return ChangeSummary(summary.n_added, summary.n_blocks, n_vectors, summary, threshold)
 
 
 def remove(home: Home, *, singer: str | None = None, songs: Sequence[str | Path] = (),
            db_url: str | None = None) -> ChangeSummary:
-    """Remove a singer (all their songs) or the given songs from the store and the index."""
+    """Remove a singer (all their songs) or the given songs from the store and the index, and
+    recalibrate the unknown-singer threshold on what is left.
+
+    Raises ParameterError for neither or both of singer and songs, DatasetError for a singer or
+    song the store does not hold.
+    """
     if (singer is None) == (not songs):
         raise ParameterError("give either a singer or songs to remove (not both, not neither)")
+    if db_url is None and not home.db_path.is_file():
+        what = f"singer named {singer!r}" if singer is not None else f"song with path {str(Path(songs[0]).absolute())!r}"
+        raise DatasetError(f"no {what}: {home.root} holds no store yet")
+    manifest = home.read_manifest(missing_ok=True)
+    backend = load_backend(home, manifest.index) if manifest.index is not None else None  # checked before any write
     with open_store(home, db_url) as store:
-        if singer is not None:
-            n_songs = len(store.songs(singer=singer))
-            ids = store.remove_singer(singer)
-        else:
-            paths = [str(Path(p).absolute()) for p in songs]
-            n_songs = len(paths)
-            ids = store.remove_songs(paths)
-        manifest = home.read_manifest(missing_ok=True)
+        try:
+            if singer is not None:
+                n_songs = len(store.songs(singer=singer))
+                ids = store.remove_singer(singer)
+            else:
+                paths = [str(Path(p).absolute()) for p in songs]
+                n_songs = len(paths)
+                ids = store.remove_songs(paths)
+        except ParameterError as exc:  # the store's "no such singer/song": a data error (exit 1)
+            raise DatasetError(str(exc)) from exc
         if manifest.index is None:
             return ChangeSummary(n_songs, len(ids), None)
-        index = VectorIndex.load(home.index_path(manifest.index))
-        index.remove_ids(ids)
+        n_vectors, threshold = _sync_index(home, manifest, store, backend)
+    return ChangeSummary(n_songs, len(ids), n_vectors, unknown_threshold=threshold)
+
+
+def _check_new_singer(home: Home, singer: str, songs: Sequence[str | Path], *, db_url: str | None,
+                      add_to_existing: bool) -> None:
+    """DatasetError if ``singer`` is already stored with other songs and ``add_to_existing`` is off."""
+    if add_to_existing or (db_url is None and not home.db_path.is_file()):
+        return
+    with open_store(home, db_url) as store:
+        stored = store.songs(singer=singer)
+    given = {str(Path(p).absolute()) for p in songs}
+    if stored and not {s.path for s in stored} <= given:  # a rerun of the same enrol is no clash
+        raise DatasetError(f"singer {singer!r} is already in the store ({len(stored)} song(s), "
+                           f"{stored[0].singer_kind}); to add these songs to that singer pass --add-to-existing "
+                           "(add_to_existing=True), or enrol the new voice under another name")
+
+
+def _sync_index(home: Home, manifest: Manifest, store: MetadataStore, backend: Backend | None
+                ) -> tuple[int, float | None]:
+    """Make the index hold exactly the store's blocks of its splits, recalibrate the unknown-singer
+    threshold on them, and save both (threshold first, then the index and manifest, as build-index
+    does). Returns (vectors in the index, threshold or None when too few singers or songs).
+
+    Syncing instead of adding only this run's blocks also repairs an enrol that was interrupted
+    after storing songs and before the index was saved.
+    """
+    entry = require_index(home, manifest)
+    locations = store.block_locations(splits=entry.splits)
+    labels = store.block_labels(splits=entry.splits)
+    if not np.array_equal(labels.ids, locations.ids):
+        raise ArtefactError(f"the store in {home.root} changed during this command; run it again once the "
+                            "other command has finished")
+    vectors = ShardSet(home.shards_dir, manifest.model.embedding_dim).gather(locations.shards, locations.rows)
+    if backend is not None:
+        vectors = backend.apply(vectors)  # the projection fitted at build-index, as queries use it
+    index = VectorIndex.load(home.index_path(entry))
+    held = index.ids()
+    index.remove_ids(held[~np.isin(held, locations.ids)])
+    new = ~np.isin(locations.ids, held)
+    if new.any():
+        index.add(vectors[new], locations.ids[new])
+    calibration = calibrate(vectors, labels.song_ids, labels.singer_codes, model_sha256=manifest.model.sha256,
+                            backend_sha256=entry.backend_sha256)
+    save_calibration(home.root, calibration)
+    if len(index) != entry.n_vectors or ids_sha256(index.ids()) != entry.ids_sha256:
         save_index(home, manifest, index)
-    return ChangeSummary(n_songs, len(ids), len(index))
+    return len(index), calibration.min_similarity if calibration is not None else None
 
 
 def info(home: Home, *, db_url: str | None = None, check: bool = False) -> dict[str, Any]:
     """Counts per singer and split, model, index, and the problems found (full check with ``check``).
 
-    Returns a JSON-ready dict with at least n_songs, n_blocks, n_singers and problems.
+    Returns a JSON-ready dict with at least n_songs, n_blocks, n_singers, problems (each line
+    names its repair; see ``find_problems``) and next_steps (the commands still needed before
+    the home answers queries; None when it does). Creates nothing: a home without a store reads
+    as empty.
     """
     manifest = home.read_manifest(missing_ok=True)
     out: dict[str, Any] = {"home": str(home.root), "manifest": manifest.to_dict() if manifest.model else None}
-    with open_store(home, db_url) as store:
-        counts = store.counts()
+    has_store = db_url is not None or home.db_path.is_file()
+    store = MetadataStore(home.db_url(db_url)) if has_store else None
+    try:
+        counts = store.counts() if store is not None else StoreCounts(0, 0, 0, ())
         out.update(counts.to_dict())
-        out["failures"] = len(store.failures())
-        model_sha = features = front_end = None
-        if manifest.model is not None:
-            try:
-                embedder = load_embedder(home, manifest.model.kind)
-                model_sha, features = embedder.weights_sha256, embedder.feature_config
-                front_end = embedder.front_end_config.key
-                out["model"] = {"kind": manifest.model.kind, "sha256": model_sha, "embedding_dim": embedder.embedding_dim,
-                                "singers_trained": len(embedder.singers), "front_end": front_end,
-                                "front_end_description": embedder.front_end_config.describe(),
-                                "training": _training_recipe(embedder)}
-            except Exception as exc:  # noqa: BLE001 - info reports a broken model instead of failing
-                out["model"] = {"kind": manifest.model.kind, "error": str(exc)}
+        out["failures"] = len(store.failures()) if store is not None else 0
+        store_sha, store_features = store.embedding_source() if store is not None else (None, None)
         entry = manifest.index
-        out["index"] = None if entry is None else {
-            "type": entry.spec.index_type, "factory_key": entry.spec.factory_key, "n_vectors": entry.n_vectors,
-            "dim": entry.spec.dim, "size_bytes": entry.size_bytes, "file": entry.file, "built_at": entry.built_at,
-            "splits": list(entry.splits) if entry.splits else None, "gpu": entry.gpu, "front_end": entry.front_end,
-            "backend": entry.backend}
-        calibration = home.root / CALIBRATION_FILE
-        out["unknown_calibration"] = json.loads(calibration.read_text()) if calibration.is_file() else None
-        store_sha, store_features = store.embedding_source()
-        ids = store.block_ids(splits=entry.splits if entry else None)
-        index_state = None
-        if check and entry is not None and home.index_path(entry).is_file():
-            index = VectorIndex.load(home.index_path(entry))
-            index_state = VectorsState(len(index), ids_sha256(index.ids()))
-        problems = find_problems(home, manifest, store=VectorsState(len(ids), ids_sha256(ids), store_sha, store_features)
-                                 if manifest.model else None, index=index_state, model_sha256=model_sha,
-                                 feature_config=features, front_end=front_end, verify_checksum=check)
-        out["problems"] = problems
+        ids = store.block_ids(splits=entry.splits if entry else None) if store is not None else np.zeros(0, np.int64)
+    finally:
+        if store is not None:
+            store.close()
+    kind = _model_kind(home, manifest, store_sha)
+    model_sha = features = front_end = model_error = None
+    out["model"] = None
+    if kind is not None:
+        model_dir = home.model_dir(kind)
+        try:
+            if not (model_dir / SIDECAR_FILE).is_file():
+                raise ArtefactError(f"no {SIDECAR_FILE}")
+            embedder = Embedder.load(model_dir)
+            model_sha, features = embedder.weights_sha256, embedder.feature_config
+            front_end = embedder.front_end_config.key
+            out["model"] = {"kind": kind, "sha256": model_sha, "embedding_dim": embedder.embedding_dim,
+                            "singers_trained": len(embedder.singers), "front_end": front_end,
+                            "front_end_description": embedder.front_end_config.describe(),
+                            "training": _training_recipe(embedder)}
+        except ArtefactError as exc:  # info reports a missing or broken model instead of failing
+            model_error = str(exc).split(";")[0]  # the reason; its repair comes with the problem below
+            out["model"] = {"kind": kind, "error": model_error}
+    out["index"] = None if entry is None else {
+        "type": entry.spec.index_type, "factory_key": entry.spec.factory_key, "n_vectors": entry.n_vectors,
+        "dim": entry.spec.dim, "size_bytes": entry.size_bytes, "file": entry.file, "built_at": entry.built_at,
+        "splits": list(entry.splits) if entry.splits else None, "gpu": entry.gpu, "front_end": entry.front_end,
+        "backend": entry.backend}
+    calibration = home.root / CALIBRATION_FILE
+    out["unknown_calibration"] = json.loads(calibration.read_text()) if calibration.is_file() else None
+    index_state = None
+    if check and entry is not None and home.index_path(entry).is_file():
+        index = VectorIndex.load(home.index_path(entry))
+        index_state = VectorsState(len(index), ids_sha256(index.ids()))
+    store_state = VectorsState(len(ids), ids_sha256(ids), store_sha, store_features) if has_store else None
+    out["problems"] = find_problems(home, manifest, store=store_state, index=index_state, model_sha256=model_sha,
+                                    feature_config=features, front_end=front_end, verify_checksum=check,
+                                    model_kind=kind, model_error=model_error)
+    out["next_steps"] = None
+    if not out["problems"] and entry is None:
+        out["next_steps"] = home.next_steps(kind=kind, embedded=store_sha is not None)
     return out
+
+
+def _model_kind(home: Home, manifest: Manifest, store_sha: str | None) -> str | None:
+    """The kind of model the home's vectors need: the manifest's, else the trained kind that made
+    the stored vectors, else the only trained kind (None: no model and nothing to say which)."""
+    if manifest.model is not None:
+        return manifest.model.kind
+    kinds = home.trained_kinds()
+    for kind in kinds:
+        if store_sha is not None and _card_sha(home, kind) == store_sha:
+            return kind
+    return kinds[0] if len(kinds) == 1 else None
+
+
+def _card_sha(home: Home, kind: str) -> str | None:
+    try:
+        return read_card(home.model_dir(kind)).weights_sha256
+    except ArtefactError:
+        return None
 
 
 def _training_recipe(embedder: Any) -> dict[str, Any]:
