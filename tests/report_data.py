@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from singerid.evaluation import (K_VALUES, DatasetResult, EvaluationResults, KAccuracy, Predictions,
-                                 RunResult, SplitCount, StageTiming, TimbreSample, vote_predictions)
+                                 RunResult, SongDetails, SplitCount, StageTiming, TimbreSample, vote_predictions)
 
 ARTIST20 = ("aerosmith", "beatles", "creedence_clearwater_revival", "cure", "dave_matthews_band",
             "depeche_mode", "fleetwood_mac", "garth_brooks", "green_day", "led_zeppelin", "madonna",
@@ -38,19 +38,27 @@ def dataset(key: str, singers: tuple[str, ...], seeds: tuple[int, ...], *, songs
         block_truth = np.repeat(song_truth, blocks_per_song)
         for method in methods:
             hit = HIT_RATE[method]
+            paths = tuple(f"/data/{key}/{song_id}.mp3" for song_id in song_ids)
+            albums = tuple(f"album{i % 2}" for i in range(len(song_ids)))
             if method == "mfcc-logreg":
+                songs = SongDetails(tuple(song_ids), paths, albums, probability=rng.uniform(0.2, 0.9, len(song_ids)))
                 runs.append(RunResult(method, seed, song=Predictions(song_truth, noisy(song_truth, singers, hit + 0.2, rng)),
-                                      block=None))
+                                      block=None, songs=songs))
                 continue
             blocks = Predictions(block_truth, noisy(block_truth, singers, hit, rng))
             song = vote_predictions(block_song.tolist(), blocks, rng.random(block_truth.size))
+            votes = (blocks.y_pred.reshape(len(song_ids), blocks_per_song) == song.y_pred[:, None]).mean(axis=1)
+            knn = method.endswith("-knn")
+            songs = SongDetails(tuple(song_ids), paths, albums, n_blocks=np.full(len(song_ids), blocks_per_song),
+                                vote_share=votes, similarity=rng.uniform(0.5, 0.9, len(song_ids)) if knn else None,
+                                probability=None if knn else rng.uniform(0.2, 0.9, len(song_ids)))
             curve = ()
             if method.endswith("-knn"):
                 lift = 0.1 if method == "attcrnn-knn" else 0.0
                 curve = tuple(KAccuracy(k, song_accuracy=min(1.0, 0.4 + lift + 0.05 * i + 0.01 * (seed % 4)),
                                         block_accuracy=0.3 + lift + 0.02 * i)
                               for i, k in enumerate(K_VALUES))
-            runs.append(RunResult(method, seed, song=song, block=blocks, accuracy_vs_k=curve))
+            runs.append(RunResult(method, seed, song=song, block=blocks, accuracy_vs_k=curve, songs=songs))
         n = len(song_ids)
         counts += [SplitCount(seed, "train", 4 * n, 4 * n * 200), SplitCount(seed, "val", n, n * 200),
                    SplitCount(seed, "test", n, n * blocks_per_song)]

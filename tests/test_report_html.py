@@ -33,7 +33,8 @@ def written(tmp_path_factory):
 def test_all_three_reports_are_written_atomically(written):
     out, paths = written
     assert (paths.json, paths.markdown, paths.html) == (out / "report.json", out / "report.md", out / "report.html")
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]  # no temp files
+    assert sorted(p.name for p in out.iterdir()) == ["predictions", "report.html", "report.json", "report.md"]
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]  # no temp files
     validate_report(json.loads(paths.json.read_text()))
     assert paths.markdown.read_text().startswith("# singerid evaluation report")
 

@@ -1,4 +1,5 @@
-"""report.json: built from hand-made multi-dataset, multi-seed results, validated by the schema."""
+"""report.json: built from hand-made multi-dataset, multi-seed results, validated by the JSON Schema file
+(report.schema.json, through jsonschema) and the consistency checks of singerid.evaluation.schema."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from singerid.errors import ArtefactError, ParameterError
 from singerid.evaluation import (METHODS, DatasetResult, EvaluationResults, KAccuracy, Predictions, RunResult,
                                  StageTiming, validate_report)
 from singerid.evaluation.report_json import build_report, render_json
-from singerid.evaluation.schema import V1_METHODS, report_errors
+from singerid.evaluation.schema import report_errors
+
+V1_METHODS = ("crnn", "attcrnn", "attcrnn-knn", "crnn-knn", "mfcc-logreg")  # the methods of schema version 1
 from singerid.evaluation.summary import ABLATION_LEVERS
 from singerid.evaluation.tables import METHOD_LABELS
 
@@ -26,7 +29,7 @@ def doc() -> dict:
 
 def test_report_from_hand_made_results_validates(doc):
     validate_report(doc)  # after a JSON round trip
-    assert doc["schema_version"] == 2
+    assert doc["schema_version"] == 3
     assert list(doc["datasets"]) == ["artist20", "singer32", "synthetic"]
     for name in ("python", "singerid", "numpy", "sklearn", "torch", "faiss"):
         assert name in doc["software"]
@@ -95,53 +98,64 @@ def test_an_out_of_range_metric_is_rejected_with_its_path_and_value(doc):
     bad = _mutated(doc, lambda d: d["datasets"]["artist20"]["methods"]["crnn"]["song"]["f1"].update(mean=1.2))
     with pytest.raises(ArtefactError) as err:
         validate_report(bad)
-    assert str(err.value) == ("invalid report.json: datasets.artist20.methods.crnn.song.f1.mean "
-                              "must be a number in [0, 1], got 1.2")
+    assert str(err.value) == ("invalid report.json: datasets.artist20.methods.crnn.song.f1.mean: "
+                              "1.2 is greater than the maximum of 1")
 
 
 @pytest.mark.parametrize("change, expected", [
-    (lambda d: d.update(schema_version=3), "schema_version must be 1 or 2, got 3"),
-    (lambda d: d.update(schema_version=True), "schema_version must be 1 or 2, got True"),
-    (lambda d: d["datasets"]["artist20"].pop("split"), "datasets.artist20.split is missing"),
+    # the layout (report.schema.json, checked by jsonschema)
+    (lambda d: d.update(schema_version=4), "schema_version: 4 is not one of [1, 2, 3]"),
+    (lambda d: d.update(schema_version=True), "schema_version: True is not one of [1, 2, 3]"),
+    (lambda d: d["datasets"]["artist20"].pop("split"), "datasets.artist20: 'split' is a required property"),
     (lambda d: d["datasets"]["artist20"]["methods"]["mfcc-logreg"].update(
         block=d["datasets"]["artist20"]["methods"]["crnn"]["block"]),
-     "datasets.artist20.methods.mfcc-logreg.block must be null: mfcc-logreg has no block level"),
+     "datasets.artist20.methods.mfcc-logreg.block: a dict is not of type 'null'"),
     (lambda d: d["datasets"]["artist20"]["methods"].update(
         knn=d["datasets"]["artist20"]["methods"]["crnn"]),
-     f"datasets.artist20.methods keys must be one of {', '.join(METHODS)}, got 'knn'"),
-    (lambda d: d["datasets"]["artist20"]["methods"]["crnn"]["song"]["accuracy"]["per_seed"].update({"7": 0.5}),
-     "datasets.artist20.methods.crnn.song.accuracy.per_seed keys must be seeds of split.seeds [0, 21, 42], got '7'"),
-    (lambda d: d["datasets"]["artist20"]["methods"]["crnn"]["song"]["recall"].update(mean=0.0),
-     "datasets.artist20.methods.crnn.song.recall.mean must be the mean of per_seed"),
-    (lambda d: d["datasets"]["artist20"]["methods"]["crnn"]["confusion"]["song"].pop(),
-     "datasets.artist20.methods.crnn.confusion.song must be a 20x20 list of lists of counts >= 0"),
-    (lambda d: d["datasets"]["synthetic"].update(methods={}),
-     "datasets.synthetic.methods must not be empty unless error is set"),
+     "datasets.artist20.methods: Additional properties are not allowed ('knn' was unexpected)"),
     (lambda d: d["datasets"]["artist20"]["methods"]["crnn"].update(accuracy_vs_k=[]),
-     "datasets.artist20.methods.crnn.accuracy_vs_k must be null: crnn is not a KNN method"),
+     "datasets.artist20.methods.crnn.accuracy_vs_k: [] is not of type 'null'"),
+    (lambda d: d.update(extra=1), "report: Additional properties are not allowed ('extra' was unexpected)"),
+    (lambda d: d["datasets"]["synthetic"].pop("ablation"), "datasets.synthetic: 'ablation' is a required property"),
+    (lambda d: d["datasets"]["artist20"]["timings"]["stages"][0].pop("reused"),
+     "datasets.artist20.timings.stages[0]: 'reused' is a required property"),
+    (lambda d: d["datasets"]["artist20"]["methods"]["crnn"]["predictions"].update({"0": "../elsewhere.csv"}),
+     "datasets.artist20.methods.crnn.predictions.0: '../elsewhere.csv' does not match"),
+    # the arithmetic (singerid.evaluation.schema)
+    (lambda d: d["datasets"]["artist20"]["methods"]["crnn"]["song"]["accuracy"]["per_seed"].update({"7": 0.5}),
+     "datasets.artist20.methods.crnn.song.accuracy.per_seed: seeds must be among split.seeds [0, 21, 42], got '7'"),
+    (lambda d: d["datasets"]["artist20"]["methods"]["crnn"]["song"]["recall"].update(mean=0.0),
+     "datasets.artist20.methods.crnn.song.recall.mean: must be the mean of per_seed"),
+    (lambda d: d["datasets"]["artist20"]["methods"]["crnn"]["confusion"]["song"].pop(),
+     "datasets.artist20.methods.crnn.confusion.song: must be a 20x20 matrix, got list"),
+    (lambda d: d["datasets"]["artist20"]["methods"]["crnn"]["predictions"].update(
+        {"5": "predictions/artist20/seed-5/crnn.csv"}),
+     "datasets.artist20.methods.crnn.predictions: seeds must be among split.seeds [0, 21, 42], got '5'"),
+    (lambda d: d["datasets"]["synthetic"].update(methods={}),
+     "datasets.synthetic.methods: must not be empty unless error is set"),
     (lambda d: d["datasets"]["artist20"]["timings"].update(total_seconds=1.0),
-     "datasets.artist20.timings.total_seconds must equal the sum of the stages"),
-    (lambda d: d.update(extra=1), "report.extra is not a known key"),
-    (lambda d: d["datasets"]["synthetic"].pop("ablation"), "datasets.synthetic.ablation is missing"),
+     "datasets.artist20.timings.total_seconds: must equal the sum of the stages not reused"),
+    (lambda d: d["datasets"]["artist20"]["timings"]["stages"][0].update(reused=True),
+     "datasets.artist20.timings.total_seconds: must equal the sum of the stages not reused (91.5), got 104"),
     (lambda d: d["datasets"]["synthetic"].update(ablation=None),
-     "datasets.synthetic.ablation must be a list with one row per method, in order: voice-knn, "
+     "datasets.synthetic.ablation: must be a list with one row per method, in order: voice-knn, "
      "voice-no-separation-knn, voice-no-remix-knn, voice-no-backend-knn, got None"),
     (lambda d: d["datasets"]["artist20"].update(ablation=[]),
-     "datasets.artist20.ablation must be null when no ablation method ran, got list"),
+     "datasets.artist20.ablation: must be null when no ablation method ran, got list"),
     (lambda d: d["datasets"]["synthetic"]["ablation"].reverse(),
-     "datasets.synthetic.ablation must be a list with one row per method, in order: voice-knn, "),
+     "datasets.synthetic.ablation: must be a list with one row per method, in order: voice-knn, "),
     (lambda d: d["datasets"]["synthetic"]["ablation"][1].update(lever="remix"),
-     "datasets.synthetic.ablation[1].lever must be 'input', got 'remix'"),
+     "datasets.synthetic.ablation[1].lever: must be 'input', got 'remix'"),
     (lambda d: d["datasets"]["synthetic"]["ablation"][0].update(lever="input"),
-     "datasets.synthetic.ablation[0].lever must be null for the full configuration, got 'input'"),
+     "datasets.synthetic.ablation[0].lever: must be null for the full configuration, got 'input'"),
     (lambda d: d["datasets"]["synthetic"]["ablation"][2]["song_accuracy"].update(mean=0.0),
-     "datasets.synthetic.ablation[2].song_accuracy.mean must equal the method's mean"),
+     "datasets.synthetic.ablation[2].song_accuracy.mean: must equal the method's mean"),
     (lambda d: d["datasets"]["synthetic"]["ablation"][2]["block_accuracy"].update(n_seeds=3),
-     "datasets.synthetic.ablation[2].block_accuracy.n_seeds must equal the method's number of seeds (2), got 3"),
+     "datasets.synthetic.ablation[2].block_accuracy.n_seeds: must equal the method's number of seeds (2), got 3"),
     (lambda d: d["datasets"]["synthetic"]["ablation"][3].update(delta_song_accuracy=0.5),
-     "datasets.synthetic.ablation[3].delta_song_accuracy must be the mean paired difference of song accuracy"),
+     "datasets.synthetic.ablation[3].delta_song_accuracy: must be the mean paired difference of song accuracy"),
     (lambda d: d["datasets"]["synthetic"]["ablation"][0].update(delta_song_accuracy=0.0),
-     "datasets.synthetic.ablation[0].delta_song_accuracy must be null without seeds shared"),
+     "datasets.synthetic.ablation[0].delta_song_accuracy: must be null without seeds shared"),
 ])
 def test_invalid_reports_are_rejected_with_a_clear_message(doc, change, expected):
     errors = report_errors(_mutated(doc, change))
@@ -153,12 +167,12 @@ def test_more_than_one_problem_is_counted_in_the_message(doc):
     def change(d):
         d["schema_version"] = 0
         d["generated_at"] = ""
-    with pytest.raises(ArtefactError, match=r"schema_version must be 1 or 2, got 0 \(and 1 more problem\(s\)\)"):
+    with pytest.raises(ArtefactError, match=r"schema_version: 0 is not one of \[1, 2, 3\] \(and 1 more problem\(s\)\)"):
         validate_report(_mutated(doc, change))
 
 
 def test_a_non_object_is_rejected():
-    with pytest.raises(ArtefactError, match=r"report must be an object, got list"):
+    with pytest.raises(ArtefactError, match=r"report: \[\] is not of type 'object'"):
         validate_report([])
 
 
@@ -261,14 +275,33 @@ def test_every_ablation_method_has_a_lever():
     assert set(ABLATION_LEVERS.values()) == {"input", "remix", "gain_tilt", "head", "backend", "album_adversary"}
 
 
+def _as_version_2(doc: dict) -> dict:
+    """``doc`` as a schema-version-2 report: no predictions pointers, no reused flags."""
+    old = copy.deepcopy(doc)
+    old["schema_version"] = 2
+    for ds in old["datasets"].values():
+        for stage in ds["timings"]["stages"]:
+            del stage["reused"]
+        for method in ds["methods"].values():
+            del method["predictions"]
+    return old
+
+
 def _as_version_1(doc: dict) -> dict:
     """``doc`` as a schema-version-1 report: no ablation section, only the methods version 1 knew."""
-    old = copy.deepcopy(doc)
+    old = _as_version_2(doc)
     old["schema_version"] = 1
     for ds in old["datasets"].values():
         del ds["ablation"]
         ds["methods"] = {name: m for name, m in ds["methods"].items() if name in V1_METHODS}
     return old
+
+
+def test_a_version_2_report_still_validates_against_its_own_layout(doc):
+    validate_report(_as_version_2(doc))
+    with pytest.raises(ArtefactError, match=r"Unevaluated properties are not allowed \('predictions' was unexpected\)"):
+        validate_report(_mutated(_as_version_2(doc), lambda d: d["datasets"]["artist20"]["methods"]["crnn"].update(
+            predictions=None)))
 
 
 def test_a_version_1_report_still_validates_against_its_own_layout(doc):
@@ -277,12 +310,53 @@ def test_a_version_1_report_still_validates_against_its_own_layout(doc):
 
 @pytest.mark.parametrize("change, expected", [
     (lambda d: d["datasets"]["artist20"].update(ablation=None),
-     "datasets.artist20.ablation is not a known key (known: split, singers, counts, timings, error, methods)"),
+     "datasets.artist20: Additional properties are not allowed ('ablation' was unexpected)"),
     (lambda d: d["datasets"]["artist20"]["methods"].update(
         {"voice-knn": d["datasets"]["artist20"]["methods"]["attcrnn-knn"]}),
-     "datasets.artist20.methods keys must be one of crnn, attcrnn, attcrnn-knn, crnn-knn, mfcc-logreg, "
-     "got 'voice-knn'"),
+     "datasets.artist20.methods: Additional properties are not allowed ('voice-knn' was unexpected)"),
 ])
 def test_a_version_1_report_with_version_2_content_is_rejected(doc, change, expected):
     errors = report_errors(_mutated(_as_version_1(doc), change))
     assert errors and errors[0].startswith(expected), errors
+
+
+# --- version 3: the schema file, predictions.csv pointers, reused stages ------------------------------------
+
+def test_the_schema_file_ships_in_the_package_and_names_every_method():
+    from singerid.evaluation.results import KNN_METHODS, SONG_ONLY_METHODS
+    from singerid.evaluation.schema import load_schema
+
+    schema = load_schema()  # read through importlib.resources, as from an installed wheel
+    defs = schema["$defs"]
+    assert schema["properties"]["schema_version"]["enum"] == [1, 2, 3]
+    for version in ("v2", "v3"):
+        entries = defs[f"methods_{version}"]["properties"]
+        assert tuple(entries) == METHODS
+        for name, entry in entries.items():
+            kind = ("song_only_kind" if name in SONG_ONLY_METHODS else "knn_kind" if name in KNN_METHODS
+                    else "block_kind")
+            assert entry["allOf"] == [{"$ref": f"#/$defs/method_{version}"}, {"$ref": f"#/$defs/{kind}"}], name
+    assert tuple(defs["methods_v1"]["properties"]) == V1_METHODS
+
+
+def test_methods_point_at_their_predictions_csv_per_seed(doc):
+    crnn = doc["datasets"]["artist20"]["methods"]["crnn"]
+    assert crnn["predictions"] == {str(seed): f"predictions/artist20/seed-{seed}/crnn.csv" for seed in (0, 21, 42)}
+    assert doc["datasets"]["synthetic"]["methods"]["mfcc-logreg"]["predictions"]["1"] == \
+        "predictions/synthetic/seed-1/mfcc-logreg.csv"
+
+
+def test_runs_without_song_details_have_no_pointer():
+    ds = ablation_dataset({"voice-knn": {0: 16, 1: 18}})  # exact_run: no song details
+    doc = build_report(EvaluationResults(datasets=(ds,)))
+    assert doc["datasets"]["synthetic"]["methods"]["voice-knn"]["predictions"] is None
+
+
+def test_a_reused_stage_keeps_its_original_time_out_of_the_total():
+    ds = dataset("synthetic", ("a", "b", "c"), (0,), methods=("attcrnn",))
+    ds = DatasetResult(key=ds.key, split_rule=ds.split_rule, seeds=ds.seeds, singers=ds.singers, runs=ds.runs,
+                       timings=(StageTiming("train attcrnn", 812.5, 0, reused=True), StageTiming("search", 0.5, 0)))
+    timings = build_report(EvaluationResults(datasets=(ds,)))["datasets"]["synthetic"]["timings"]
+    assert timings == {"stages": [{"stage": "train attcrnn", "seed": 0, "seconds": 812.5, "reused": True},
+                                  {"stage": "search", "seed": 0, "seconds": 0.5, "reused": False}],
+                       "total_seconds": 0.5}

@@ -8,13 +8,14 @@ Importing this package loads numpy only (scikit-learn and matplotlib load when u
 from singerid.evaluation.metrics import Aggregate, LevelMetrics, SingerMetrics, aggregate, confusion, level_metrics, singer_metrics
 from singerid.evaluation.reports import ReportPaths, format_summary, write_reports
 from singerid.evaluation.results import (K_VALUES, KNN_METHODS, METHODS, DatasetResult, EvaluationResults,
-                                         KAccuracy, Predictions, RunResult, SplitCount, StageTiming, TimbreSample)
+                                         KAccuracy, Predictions, RunResult, SongDetails, SplitCount, StageTiming,
+                                         TimbreSample)
 from singerid.evaluation.schema import SCHEMA_VERSION, validate_report
 from singerid.evaluation.voting import vote_predictions, vote_songs
 
 __all__ = [
     "K_VALUES", "KNN_METHODS", "METHODS", "SCHEMA_VERSION", "Aggregate", "DatasetResult", "EvaluationResults",
     "KAccuracy", "LevelMetrics", "Predictions", "ReportPaths", "RunResult", "SingerMetrics", "SplitCount",
-    "StageTiming", "TimbreSample", "aggregate", "confusion", "format_summary", "level_metrics",
+    "SongDetails", "StageTiming", "TimbreSample", "aggregate", "confusion", "format_summary", "level_metrics",
     "singer_metrics", "validate_report", "vote_predictions", "vote_songs", "write_reports",
 ]

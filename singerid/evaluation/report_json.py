@@ -1,4 +1,5 @@
-"""report.json: the machine-readable report (schema version 2, docs/report-schema.md)."""
+"""report.json: the machine-readable report (schema version 3, docs/report-schema.md,
+singerid/evaluation/report.schema.json)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from importlib import metadata
 from typing import Any
 
 from singerid.evaluation.metrics import Aggregate
+from singerid.evaluation.predictions import predictions_path
 from singerid.evaluation.results import KNN_METHODS, EvaluationResults
 from singerid.evaluation.schema import SCHEMA_VERSION, validate_report
 from singerid.evaluation.summary import (METRICS, AblationRow, DatasetSummary, LevelSummary, MethodSummary,
@@ -72,20 +74,29 @@ def _dataset(s: DatasetSummary) -> dict[str, Any]:
     counts: dict[str, dict[str, dict[str, int]]] = {}
     for c in ds.counts:
         counts.setdefault(str(c.seed), {})[c.split] = {"songs": c.n_songs, "blocks": c.n_blocks}
-    stages = [{"stage": t.stage, "seed": t.seed, "seconds": float(t.seconds)} for t in ds.timings]
+    stages = [{"stage": t.stage, "seed": t.seed, "seconds": float(t.seconds), "reused": t.reused}
+              for t in ds.timings]
     ablation = ablation_rows(s)
     return {
         "split": {"rule": ds.split_rule, "seeds": list(ds.seeds)},
         "singers": list(ds.singers),
         "counts": counts,
-        "timings": {"stages": stages, "total_seconds": float(sum(st["seconds"] for st in stages))},
+        "timings": {"stages": stages,  # reused stages were spent by an earlier run: not in this run's total
+                    "total_seconds": float(sum(st["seconds"] for st in stages if not st["reused"]))},
         "error": ds.error,
-        "methods": {m.method: _method(m) for m in s.methods},
+        "methods": {m.method: _method(m, _pointers(s, m.method)) for m in s.methods},
         "ablation": [_ablation(row) for row in ablation] if ablation else None,
     }
 
 
-def _method(m: MethodSummary) -> dict[str, Any]:
+def _pointers(s: DatasetSummary, method: str) -> dict[str, str] | None:
+    """{seed: predictions.csv path relative to report.json} of the runs that know their songs, or None."""
+    paths = {str(r.seed): predictions_path(s.key, r.seed, method) for r in s.result.runs_of(method)
+             if r.songs is not None}
+    return paths or None
+
+
+def _method(m: MethodSummary, predictions: dict[str, str] | None) -> dict[str, Any]:
     return {
         "seeds": list(m.seeds),
         "block": _level(m.block) if m.block is not None else None,
@@ -96,6 +107,7 @@ def _method(m: MethodSummary) -> dict[str, Any]:
                       "block": m.confusion_block.tolist() if m.confusion_block is not None else None},
         "accuracy_vs_k": ([{"k": p.k, "song": _agg(p.song), "block": _agg(p.block)} for p in m.accuracy_vs_k]
                           if m.method in KNN_METHODS else None),
+        "predictions": predictions,
     }
 
 

@@ -1,5 +1,6 @@
-"""The one entry point of the reporting half of ``evaluate``: write report.json, report.md
-and report.html from an ``EvaluationResults``; and the compact terminal summary."""
+"""The one entry point of the reporting half of ``evaluate``: write report.json, report.md,
+report.html and the predictions.csv files from an ``EvaluationResults``; and the compact
+terminal summary."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from singerid.errors import ArtefactError
 from singerid.evaluation.report_html import render_html
 from singerid.evaluation.report_json import build_report, render_json
+from singerid.evaluation.predictions import PREDICTIONS_DIR, predictions_path, render_predictions_csv, runs_with_songs
 from singerid.evaluation.report_md import render_markdown
 from singerid.evaluation.results import ABLATION_METHODS, EvaluationResults, TimbreSample
 from singerid.evaluation.summary import METRICS, summarise
@@ -23,19 +25,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ReportPaths:
-    """Where the three reports were written."""
+    """Where the three reports and the predictions.csv files (one per run, see ``predictions``) were written."""
 
     json: Path
     markdown: Path
     html: Path
+    predictions: tuple[Path, ...] = ()
 
 
 def write_reports(results: EvaluationResults, out_dir: Path, *,
                   timbre: TimbreSample | Sequence[TimbreSample] | None = None) -> ReportPaths:
-    """Write report.json, report.md and report.html into ``out_dir`` (created if missing).
+    """Write report.json, report.md, report.html and OUT/predictions/ into ``out_dir`` (created if missing).
 
     The JSON document is validated before anything is written; each file is written to a
-    temporary file in ``out_dir`` and renamed, so a reader never sees half a report.
+    temporary file in its directory and renamed, so a reader never sees half a report. The
+    predictions folder ends up holding exactly this report's CSV files (older ones are removed).
     ``timbre``: block embeddings for the timbre map(s) in report.html (one per dataset), or None.
     Raises: ArtefactError when ``out_dir`` cannot be written or the report is not valid.
     """
@@ -47,12 +51,40 @@ def write_reports(results: EvaluationResults, out_dir: Path, *,
         raise ArtefactError(f"cannot create report directory {str(out_dir)!r}: {exc.strerror}") from exc
     summaries = summarise(results)
     doc = build_report(results, summaries)  # validates: no report is written when it is invalid
+    csvs = write_predictions(results, out_dir)  # first: the reports link to them
     texts = {"report.json": render_json(doc), "report.md": render_markdown(results, summaries),
              "report.html": render_html(results, summaries, samples)}
     for name, text in texts.items():
         write_text_atomic(out_dir / name, text)
     log.info("reports written to %s", out_dir)
-    return ReportPaths(json=out_dir / "report.json", markdown=out_dir / "report.md", html=out_dir / "report.html")
+    return ReportPaths(json=out_dir / "report.json", markdown=out_dir / "report.md", html=out_dir / "report.html",
+                       predictions=csvs)
+
+
+def write_predictions(results: EvaluationResults, out_dir: Path) -> tuple[Path, ...]:
+    """One predictions.csv per run that knows its songs; CSVs of earlier reports in OUT/predictions go.
+
+    Raises: ArtefactError when a file cannot be written.
+    """
+    written = []
+    for ds, run in runs_with_songs(results):
+        path = out_dir / predictions_path(ds.key, run.seed, run.method)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArtefactError(f"cannot create {str(path.parent)!r}: {exc.strerror or exc}") from exc
+        write_text_atomic(path, render_predictions_csv(ds.key, run))
+        written.append(path)
+    keep = set(written)
+    folder = out_dir / PREDICTIONS_DIR
+    for stale in sorted(folder.glob("*/seed-*/*.csv")) if folder.is_dir() else ():
+        if stale not in keep:
+            stale.unlink()
+            log.info("removed %s (not part of this report)", stale)
+    for empty in sorted(folder.glob("*/seed-*"), reverse=True) + sorted(folder.glob("*"), reverse=True):
+        if empty.is_dir() and not any(empty.iterdir()):
+            empty.rmdir()
+    return tuple(written)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -6,7 +6,8 @@ turns them into numbers and the ``report_*`` modules write them out. Nothing her
 torch or faiss.
 
 Hierarchy: ``EvaluationResults`` -> ``DatasetResult`` (one per dataset key) -> ``RunResult``
-(one per method and seed) -> ``Predictions`` (one per level, block and song).
+(one per method and seed) -> ``Predictions`` (one per level, block and song), and the run's
+``SongDetails`` (which song each row is, and how sure the vote was: predictions.csv).
 """
 
 from __future__ import annotations
@@ -75,6 +76,53 @@ class Predictions:
         return int(self.y_true.size)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class SongDetails:
+    """What predictions.csv says about each test song of one run; row i = row i of ``RunResult.song``.
+
+    ``song_ids``, ``paths``: str (n,), the dataset's song id and audio file; ``albums``: str or
+    None (n,). Per-song numbers, each float64 (n,) or None where the method has no such number:
+    ``n_blocks`` (int64) blocks that voted; ``vote_share`` in [0, 1], the share of those blocks
+    that named the predicted singer; ``similarity`` (KNN methods) the mean over the song's blocks
+    of the cosine similarity to the nearest reference block (``singerid query``'s mean
+    similarity); ``probability`` (softmax and MFCC methods) in [0, 1], the mean probability the
+    classifier gave the predicted singer over the song's blocks (MFCC: over the whole song).
+    """
+
+    song_ids: tuple[str, ...]
+    paths: tuple[str, ...]
+    albums: tuple[str | None, ...]
+    n_blocks: np.ndarray | None = None
+    vote_share: np.ndarray | None = None
+    similarity: np.ndarray | None = None
+    probability: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.song_ids)
+        for name in ("song_ids", "paths", "albums"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+            if len(getattr(self, name)) != n:
+                raise ParameterError(f"song details: {n} song ids but {len(getattr(self, name))} {name}")
+        for name, dtype, bounds in (("n_blocks", np.int64, (1, None)), ("vote_share", np.float64, (0.0, 1.0)),
+                                    ("similarity", np.float64, (None, None)), ("probability", np.float64, (0.0, 1.0))):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            arr = np.asarray(value, dtype=dtype)
+            lo, hi = bounds
+            ok = arr.shape == (n,) and np.isfinite(arr).all()
+            ok = ok and (lo is None or (arr >= lo).all()) and (hi is None or (arr <= hi + 1e-9).all())
+            if not ok:
+                rule = "" if lo is None else f" >= {lo}" if hi is None else f" in [{lo}, {hi}]"
+                raise ParameterError(f"song details: {name} must be {n} finite values{rule}, "
+                                     f"got {arr.ravel().tolist()[:5]}")
+            object.__setattr__(self, name, arr)
+
+    @property
+    def n_songs(self) -> int:
+        return len(self.song_ids)
+
+
 @dataclass(frozen=True, slots=True)
 class KAccuracy:
     """Accuracy of a KNN method when each block takes its ``k`` nearest reference blocks."""
@@ -100,6 +148,7 @@ class RunResult:
 
     ``block`` is None for methods that see whole songs only (``mfcc-logreg``); every other
     method must give it. ``accuracy_vs_k`` is given only for KNN methods (may be empty).
+    ``songs``: which song each row of ``song`` is (predictions.csv); None when not known.
     """
 
     method: str
@@ -107,6 +156,7 @@ class RunResult:
     song: Predictions
     block: Predictions | None
     accuracy_vs_k: tuple[KAccuracy, ...] = ()
+    songs: SongDetails | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -122,6 +172,8 @@ class RunResult:
         ks = [p.k for p in self.accuracy_vs_k]
         if ks != sorted(set(ks)):
             raise ParameterError(f"accuracy_vs_k must have increasing, distinct k, got {ks}")
+        if self.songs is not None and self.songs.n_songs != self.song.n_items:
+            raise ParameterError(f"{self.method}: {self.songs.n_songs} song details for {self.song.n_items} songs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +196,16 @@ class SplitCount:
 
 @dataclass(frozen=True, slots=True)
 class StageTiming:
-    """Wall-clock time of one stage (e.g. "train attcrnn", "embed train", "search")."""
+    """Wall-clock time of one stage (e.g. "train attcrnn", "embed train", "search").
+
+    ``reused``: the stage's work was done by an earlier run and reused here (a trained model);
+    ``seconds`` is then that run's time (model.json), not time spent now.
+    """
 
     stage: str
     seconds: float
     seed: int | None = None  # None for stages shared by all seeds (e.g. "scan")
+    reused: bool = False
 
     def __post_init__(self) -> None:
         if not self.stage:
@@ -259,6 +316,8 @@ class TimbreSample:
 
     ``embeddings``: float32 (n, d), one row per block; ``singers``: str (n,), its singer.
     The map subsamples to at most ``max_points`` rows (seeded, spread evenly over singers).
+    ``split``: which blocks these are ("test": blocks of the test songs, as ``evaluate`` gives);
+    ``n_songs``: how many songs they come from (None when not known).
     """
 
     dataset: str
@@ -267,6 +326,8 @@ class TimbreSample:
     method: str = "attcrnn"  # embedder that produced the vectors
     seed: int = 0
     max_points: int = 3000
+    split: str = "test"
+    n_songs: int | None = None
 
     def __post_init__(self) -> None:
         emb = np.asarray(self.embeddings, dtype=np.float32)
