@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -32,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "remove": "singerid.cli.manage:remove",
     "info": "singerid.cli.manage:info",
     "evaluate": "singerid.cli.evaluate:evaluate",
+    "serve": "singerid.cli.serve:serve",
 }
 
 EXIT_INTERNAL = 3  # an unexpected exception: a bug in singerid
@@ -142,6 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the group and turn errors into one line and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    # torch and FAISS each keep an OpenMP thread pool; with the default (active) wait policy the
+    # pool that just finished spins on the cores the other needs next. Passive waiting made the
+    # embedding stage of a 4-minute query 1.5-2.3x faster (measured 0.63-0.69 s vs 1.0-1.6 s,
+    # 2 threads). Must be set before torch or faiss load; a value the user set is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         code = cli.main(args=args, prog_name="singerid", standalone_mode=False)
     except click.exceptions.Abort:
