@@ -228,7 +228,7 @@ def test_a_store_of_another_model_and_other_features_are_model_problems(built):
     other = dataclasses.replace(facts(store, index)[0], model_sha256="e" * 64)
     assert find_problems(home, manifest, store=other, model_sha256=MODEL) == [
         f"the store's vectors were made by model eeeeeeeeeeee, but {home.model_dir('attcrnn')} holds model "
-        f"aaaaaaaaaaaa (retrained or replaced): a model only reads its own vectors; restore the model folder from a "
+        f"aaaaaaaaaaaa (another home's store, given with --db?): a model only reads its own vectors; restore the model folder from a "
         f"backup, or {NEW_HOME}"]
     problems = find_problems(home, manifest, store=facts(store, index)[0], model_sha256=MODEL,
                              feature_config=FeatureConfig(n_mels=64))

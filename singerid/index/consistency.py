@@ -104,8 +104,9 @@ def model_missing_problem(home: Home, kind: str, vectors_sha256: str | None, rea
 
 def model_replaced_problem(home: Home, kind: str, what: str, vectors_sha256: str, model_sha256: str) -> str:
     """``what`` ("the home's vectors", "the store's vectors") come from another model than the home's: one line."""
+    why = "another home's store, given with --db?" if what.startswith("the store") else "retrained or replaced"
     return (f"{what} were made by model {_short(vectors_sha256)}, but {home.model_dir(kind)} holds model "
-            f"{_short(model_sha256)} (retrained or replaced): a model only reads its own vectors; restore the "
+            f"{_short(model_sha256)} ({why}): a model only reads its own vectors; restore the "
             f"model folder from a backup, or {new_home_steps(kind)}")
 
 

@@ -49,10 +49,11 @@ def check_can_train(home: Home | str | os.PathLike[str], kind: str, *, data: str
     instead = f"train into a new home instead: `singerid train {data} --model {kind} --home NEW_HOME`"
     if current == made_by:
         raise ArtefactError(f"{home.root} holds {held} made by the {kind} model in {model_dir}; training again "
-                            f"would overwrite that model and leave them unreadable. To retrain, {instead} "
+                            f"would overwrite that model and leave them unreadable; to retrain, {instead} "
                             f"(then embed-corpus and build-index there), or delete {home.root} first")
-    raise ArtefactError(f"{home.root} holds {held} made by a {kind} model that is no longer in {model_dir}; a "
-                        f"new model cannot read them. Restore that folder from a backup, or {instead} "
+    raise ArtefactError(f"{home.root} holds {held} made by the {kind} model {made_by[:12]}, which is no longer in "
+                        f"{model_dir}; a "
+                        f"new model cannot read them; restore that folder from a backup, or {instead} "
                         f"(then embed-corpus and build-index there)")
 
 
