@@ -164,9 +164,15 @@ function drawMap(map, answer) {
     } else {
       group.append(svg("circle", { cx, cy, r: 6 }));
     }
-    const right = cx < W - 140;
-    group.append(svg("text", { x: right ? cx + 10 : cx - 10, y: cy + 4, "text-anchor": right ? "start" : "end" },
-      p.kind === "song" ? `${p.label} (this song)` : p.label));
+    if (p.kind === "song") { // above (or below) the diamond, so it never sits on a singer's label
+      const anchor = cx < 160 ? "start" : cx > W - 160 ? "end" : "middle";
+      group.append(svg("text", { x: cx, y: cy > 60 ? cy - 16 : cy + 28, "text-anchor": anchor },
+        `${p.label} (this song)`));
+    } else {
+      const right = cx < W - 140;
+      group.append(svg("text", { x: right ? cx + 10 : cx - 10, y: cy + 4, "text-anchor": right ? "start" : "end" },
+        p.label));
+    }
     group.append(svg("title", {}, `${p.label}: (${num(p.x, 3)}, ${num(p.y, 3)})`));
     plot.append(group);
   }
