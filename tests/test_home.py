@@ -77,8 +77,9 @@ def test_next_steps_follow_what_is_on_disk(tmp_path):
     assert MODEL_SIDECAR == SIDECAR_FILE
     home = Home(tmp_path / "h")
     assert home.trained_kinds() == () and not home.has_vectors()
-    train, embed, build = (f"`singerid train DATA --home {home.root}`", f"`singerid embed-corpus DATA --home {home.root}`",
-                           f"`singerid build-index --home {home.root}`")
+    train = f"`singerid train DATA --home {home.root}`"
+    embed = f"`singerid embed-corpus DATA --home {home.root}`"
+    build = f"`singerid build-index --home {home.root}`"
     assert home.next_steps() == f"run {train}, then {embed}, then {build}"
     assert home.next_steps(kind="crnn") == (f"run `singerid train DATA --model crnn --home {home.root}`, then {embed}, "
                                             f"then {build}")
@@ -228,8 +229,8 @@ def test_a_store_of_another_model_and_other_features_are_model_problems(built):
     other = dataclasses.replace(facts(store, index)[0], model_sha256="e" * 64)
     assert find_problems(home, manifest, store=other, model_sha256=MODEL) == [
         f"the store's vectors were made by model eeeeeeeeeeee, but {home.model_dir('attcrnn')} holds model "
-        f"aaaaaaaaaaaa (another home's store, given with --db?): a model only reads its own vectors; restore the model folder from a "
-        f"backup, or {NEW_HOME}"]
+        f"aaaaaaaaaaaa (another home's store, given with --db?): a model only reads its own vectors; restore the "
+        f"model folder from a backup, or {NEW_HOME}"]
     problems = find_problems(home, manifest, store=facts(store, index)[0], model_sha256=MODEL,
                              feature_config=FeatureConfig(n_mels=64))
     assert len(problems) == 1 and problems[0].startswith("the home's vectors were made with feature config ")

@@ -168,7 +168,8 @@ def test_enrol_json_reports_a_bad_song_and_exits_1(home, voice, tmp_path):
     code, out, _ = cli("enrol", "Newcomer", str(voice[0]), str(bad), "--home", str(home.root), "--json")
     data = json.loads(out)
     assert code == 1 and (data["n_songs"], data["index_vectors"]) == (1, 52)
-    assert [f["song"] for f in data["failures"]] == [str(bad)] and "not a readable audio file" in data["failures"][0]["error"]
+    assert [f["song"] for f in data["failures"]] == [str(bad)]
+    assert "not a readable audio file" in data["failures"][0]["error"]
 
 
 def test_enrol_checks_the_device(home, voice):
@@ -195,7 +196,8 @@ def test_enrol_into_a_home_without_an_index_stores_and_says_so(home, voice):
     home.manifest_path.write_text(json.dumps(data))
     code, out, err = cli("enrol", "Newcomer", str(voice[0]), "--home", str(home.root))
     assert code == 0, err
-    assert out == "enrolled Newcomer: 1 song(s), 4 blocks; no index yet: run `singerid build-index`\n"
+    assert out == ("enrolled Newcomer: 1 song(s), 4 blocks; no index yet: "
+                   f"run `singerid build-index --home {home.root}`\n")
 
 
 @pytest.mark.gpu

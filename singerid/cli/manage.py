@@ -45,7 +45,8 @@ def enrol(singer: str, songs: tuple[Path, ...], home: Path, db_url: str | None, 
     from singerid.pipeline.manage import enrol as do_enrol
 
     device = check_device_option(device)
-    summary = do_enrol(_home(home), singer, songs, db_url=db_url, album=album, progress=progress_mode(),
+    where_home = _home(home)
+    summary = do_enrol(where_home, singer, songs, db_url=db_url, album=album, progress=progress_mode(),
                        add_to_existing=add_to_existing, device=device)
     failures = summary.embed.failures if summary.embed is not None else ()
     if as_json:
@@ -56,8 +57,10 @@ def enrol(singer: str, songs: tuple[Path, ...], home: Path, db_url: str | None, 
         for _, error in failures:
             click.echo(f"failed: {error}", err=True)
         where = (f"index now holds {summary.index_vectors:,} vectors{_threshold(summary)}"
-                 if summary.index_vectors is not None else "no index yet: run `singerid build-index`")
-        skipped = f" ({summary.embed.n_skipped} already stored, skipped)" if summary.embed and summary.embed.n_skipped else ""
+                 if summary.index_vectors is not None
+                 else f"no index yet: run `singerid build-index --home {where_home.root}`")
+        n_skipped = summary.embed.n_skipped if summary.embed is not None else 0
+        skipped = f" ({n_skipped} already stored, skipped)" if n_skipped else ""
         click.echo(f"enrolled {singer}: {summary.n_songs} song(s), {summary.n_blocks:,} blocks{skipped}; {where}")
     if failures:
         raise SingeridError(f"{len(failures)} of {len(songs)} song(s) could not be enrolled")
@@ -138,7 +141,7 @@ def _print_info(data: dict[str, Any]) -> None:
             recipe = ", ".join(f"{k} {v}" for k, v in model["training"].items())
             click.echo(f"hears: {model['front_end_description']}; trained with {recipe}")
     index = data.get("index")
-    click.echo("index: " + ("none (run `singerid build-index`)" if not index else
+    click.echo("index: " + ("none" if not index else
                             f"{index['type']} ({index['factory_key']}), {index['n_vectors']:,} vectors, d={index['dim']}, "
                             f"{index['size_bytes'] / 2**20:,.1f} MiB, back end {index['backend']}, "
                             f"built {index['built_at']}"))

@@ -81,7 +81,8 @@ def enrol(home: Home, singer: str, songs: Sequence[str | Path], *, db_url: str |
     backend = load_backend(home, manifest.index) if manifest.index is not None else None  # checked before any write
     kind = manifest.model.kind if manifest.model is not None else resolve_model_kind(home, None)
     embedder = load_embedder(home, kind, device=device)
-    summary = embed_tracks(home, tracks, model_kind=kind, db_url=db_url, progress=progress, embedder=embedder)
+    summary = embed_tracks(home, tracks, model_kind=kind, db_url=db_url, progress=progress, embedder=embedder,
+                           label="enrol")
     manifest = home.read_manifest(missing_ok=True)
     if manifest.index is None:
         log.warning("no index yet: run `singerid build-index --home %s` to make the enrolled songs searchable",
@@ -107,7 +108,8 @@ def remove(home: Home, *, singer: str | None = None, songs: Sequence[str | Path]
     if (singer is None) == (not songs):
         raise ParameterError("give either a singer or songs to remove (not both, not neither)")
     if db_url is None and not home.db_path.is_file():
-        what = f"singer named {singer!r}" if singer is not None else f"song with path {str(Path(songs[0]).absolute())!r}"
+        what = (f"singer named {singer!r}" if singer is not None
+                else f"song with path {str(Path(songs[0]).absolute())!r}")
         raise DatasetError(f"no {what}: {home.root} holds no store yet")
     manifest = home.read_manifest(missing_ok=True)
     backend = load_backend(home, manifest.index) if manifest.index is not None else None  # checked before any write
