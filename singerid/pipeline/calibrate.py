@@ -7,6 +7,10 @@ heard: "impostor"). A song's score is the mean over its blocks of the top-1 cosi
 - the same statistic ``singerid query`` reports as ``mean_similarity``. The threshold is where
 the false-reject rate of genuine songs equals the false-accept rate of impostors (the equal
 error rate). Exact, blockwise numpy: no query x reference matrix is held whole.
+
+build-index writes the threshold into HOME/calibration.json; enrol and remove compute it again
+on the index they leave (``singerid.pipeline.manage``), so ``query --reject-unknown`` always
+uses a threshold that matches the reference set it searches.
 """
 
 from __future__ import annotations
