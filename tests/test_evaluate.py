@@ -1,7 +1,9 @@
-"""`singerid evaluate` end to end on a tiny synthetic corpus, its errors, and its decision arithmetic."""
+"""`singerid evaluate` end to end on a tiny synthetic corpus (reports, predictions.csv, stage lines, reuse),
+its options and errors, and its decision arithmetic."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -18,11 +20,12 @@ from singerid.decision import knn_block_votes, song_vote
 from singerid.embedder.train import data_fingerprint
 from singerid.config import ModelConfig
 from singerid.embedder.recipes import ABLATION_RECIPES, RECIPES
-from singerid.evaluation import K_VALUES, validate_report
+from singerid.evaluation import K_VALUES, KNN_METHODS, validate_report
 from singerid.evaluation.results import ABLATION_METHODS, DEFAULT_METHODS
 from singerid.pipeline.evaluate import EvaluateConfig, _rule_for_seeds
 from singerid.pipeline.evaluate_methods import EvalBlocks, knn_run, softmax_run
 from singerid.pipeline.evaluate_models import mismatch
+from singerid.records import Track
 
 TINY = CorpusSpec(singers=3, albums=3, songs_per_album=1, seconds=4.0, seed=5, audio_format="flac", stems=True)
 FAST = ["--seeds", "0", "--epochs", "1", "--batch-size", "16", "--workers", "1", "--threads", "2"]
@@ -46,14 +49,15 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def evaluated(corpus, tmp_path_factory):
-    """One evaluation of every method on the tiny corpus: (out dir, exit code, stdout)."""
+    """One evaluation of every method on the tiny corpus, stderr piped: (out dir, exit code, stdout, stderr)."""
     from click.testing import CliRunner
 
     from singerid.cli import cli
 
     out = tmp_path_factory.mktemp("evaluate") / "out"
-    result = CliRunner().invoke(cli, ["evaluate", "--dataset", f"synthetic={corpus}", *FAST, "--out", str(out)])
-    return out, result.exit_code, result.output
+    result = CliRunner().invoke(cli, ["evaluate", "--data", f"synthetic={corpus}", *FAST, "--out", str(out)])
+    return out, result.exit_code, result.stdout + (f"\n{result.exception!r}" if result.exception else ""), \
+        result.stderr
 
 
 def _model_files(out: Path) -> dict[str, tuple[int, bytes]]:
@@ -64,7 +68,7 @@ def _model_files(out: Path) -> dict[str, tuple[int, bytes]]:
 # --- the whole command ------------------------------------------------------------------------
 
 def test_writes_three_reports_with_every_method(evaluated):
-    out, code, stdout = evaluated
+    out, code, stdout, _ = evaluated
     assert code == 0, stdout
     for name in ("report.json", "report.md", "report.html"):
         assert (out / name).stat().st_size > 0
@@ -93,10 +97,62 @@ def test_writes_three_reports_with_every_method(evaluated):
             "index attcrnn (none)", "search attcrnn", "embed train crnn", "index voice (lda-wccn)", "ge2e-knn",
             "classify clean voice stems", "baseline mfcc-logreg", "baseline mfcc-logreg-clean"} <= stages
     assert doc["config"]["methods"] == list(DEFAULT_METHODS) and doc["config"]["k"] == 11
-    assert "synthetic: album split" in stdout and "Attention-CRNN-KNN" in stdout
+    assert "synthetic: album split 1/1/1 per singer" in stdout and "Attention-CRNN-KNN" in stdout
+    assert "split 4/1/1 per singer" not in stdout + (out / "report.md").read_text()  # 3 albums: not the paper's
     assert f"{out / 'report.html'}" in stdout
     assert stdout.rstrip().splitlines()[-1].startswith("evaluated 1 dataset(s) x 1 seed(s), 10 method(s): "
                                                       "3 model(s) trained, 0 reused, in ")
+
+
+def test_predictions_csv_has_one_row_per_test_song_for_every_method(evaluated):
+    out = evaluated[0]
+    doc = json.loads((out / "report.json").read_text())
+    for method, entry in doc["datasets"]["synthetic"]["methods"].items():
+        assert entry["predictions"] == {"0": f"predictions/synthetic/seed-0/{method}.csv"}
+        with open(out / entry["predictions"]["0"], newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert len(rows) == 3 and {r["method"] for r in rows} == {method}
+        assert all(Path(r["path"]).is_file() and r["song"] and r["true_singer"] for r in rows)
+        right = np.mean([r["predicted"] == r["true_singer"] for r in rows])
+        assert right == pytest.approx(entry["song"]["accuracy"]["mean"])
+        assert [r["correct"] == "1" for r in rows] == [r["predicted"] == r["true_singer"] for r in rows]
+        if method.startswith("mfcc-logreg"):
+            assert {r["vote_share"] for r in rows} == {""} and all(0 < float(r["probability"]) <= 1 for r in rows)
+            continue
+        assert sum(int(r["n_blocks"]) for r in rows) == entry["block"]["n_items"]["0"]
+        assert all(0.3333 <= float(r["vote_share"]) <= 1.0 for r in rows)  # the winner has at least 1 of 3 blocks
+        if method in KNN_METHODS:
+            assert all(-1.0 <= float(r["similarity"]) <= 1.0001 for r in rows) and {r["probability"] for r in rows} == {""}
+        else:
+            assert all(0 < float(r["probability"]) <= 1 for r in rows) and {r["similarity"] for r in rows} == {""}
+
+
+def test_piped_stderr_gets_one_line_per_stage_and_method(evaluated):
+    lines = evaluated[3].splitlines()
+    mine = [line for line in lines if line.startswith("evaluate synthetic seed 0: ")]
+    for stage in ("train crnn in ", "train attcrnn in ", "train voice in ", "test features in ", "classify in ",
+                  "embed train attcrnn in ", "index attcrnn (none) in ", "search attcrnn in ", "ge2e-knn in ",
+                  "baseline mfcc-logreg in "):
+        assert any(line.startswith(f"evaluate synthetic seed 0: {stage}") for line in mine), stage
+    for method in DEFAULT_METHODS:
+        assert any(line.startswith(f"evaluate synthetic seed 0: {method} evaluated: song accuracy ") for line in mine)
+    assert mine[-1].startswith("evaluate synthetic seed 0: 10 methods in ")
+    assert any(line.startswith("train epoch 1/1: ") for line in lines)  # the stages' own lines come too
+
+
+def test_old_spellings_work_with_one_deprecation_line_each(corpus, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(capsys, "evaluate", "--dataset", f"synthetic={tmp_path / 'nowhere'}",
+                                   "--split", "album", "--home", tmp_path, *FAST, "--out", out)
+    assert code == 1 and stdout == ""
+    assert stderr.splitlines() == [
+        "Deprecated: --dataset is now --data (the old spelling goes in the next release)",
+        "Deprecated: --home is now --reuse-home (the old spelling goes in the next release)",
+        "Deprecated: --split is now --split-rule (the old spelling goes in the next release)",
+        f"Error: dataset 'synthetic': {tmp_path / 'nowhere'}: no such directory"]
+    code, _, stderr = run_cli(capsys, "evaluate", "--data", f"synthetic={tmp_path / 'nowhere'}",
+                              "--split-rule", "album", "--reuse-home", tmp_path, *FAST, "--out", out)
+    assert code == 1 and stderr == f"Error: dataset 'synthetic': {tmp_path / 'nowhere'}: no such directory\n"
 
 
 def test_markdown_has_the_table1_layout(evaluated):
@@ -110,29 +166,49 @@ def test_markdown_has_the_table1_layout(evaluated):
     assert "Table 2b — block level, other datasets (synthetic)" in text
 
 
-def test_rerun_with_the_same_out_does_not_retrain(evaluated, corpus, capsys):
+def test_rerun_with_the_same_out_reports_the_original_training_time(evaluated, corpus, capsys):
     out = evaluated[0]
     before = _model_files(out)
+    first = json.loads((out / "report.json").read_text())["datasets"]["synthetic"]["timings"]
     manifest = (out / "runs/synthetic/seed-0/attcrnn/manifest.json")
     n_vectors = json.loads(manifest.read_text())["index"]["n_vectors"]
-    code, stdout, _ = run_cli(capsys, "evaluate", "--dataset", f"synthetic={corpus}", *FAST, "--out", out)
+    code, stdout, stderr = run_cli(capsys, "evaluate", "--data", f"synthetic={corpus}", *FAST, "--out", out)
     assert code == 0
-    assert "0 model(s) trained, 3 reused" in stdout
+    assert "0 model(s) trained, 3 reused (trained earlier in " in stdout
     assert _model_files(out) == before  # not even rewritten
     assert json.loads(manifest.read_text())["index"]["n_vectors"] == n_vectors  # no block stored twice
-    stages = json.loads((out / "report.json").read_text())["datasets"]["synthetic"]["timings"]["stages"]
-    train_seconds = [t["seconds"] for t in stages if t["stage"].startswith("train ")]
-    assert len(train_seconds) == 3 and max(train_seconds) < 5.0
+    timings = json.loads((out / "report.json").read_text())["datasets"]["synthetic"]["timings"]
+    train = {t["stage"]: t for t in timings["stages"] if t["stage"].startswith("train ")}
+    assert set(train) == {"train crnn", "train attcrnn", "train voice"}
+    for stage, entry in train.items():
+        card = json.loads(next((out / f"runs/synthetic/seed-0/{stage.removeprefix('train ')}").glob(
+            "models/*/model.json")).read_text())
+        assert entry["reused"] is True and card["training"]["seconds"] > 0.0
+        assert entry["seconds"] == pytest.approx(card["training"]["seconds"])
+        assert f"evaluate synthetic seed 0: {stage}: reused (found in OUT; trained in " in stderr
+    first_train = [t for t in first["stages"] if t["stage"].startswith("train ")]
+    assert not any(t["reused"] for t in first_train)  # the first run trained them, in wall time
+    assert timings["total_seconds"] == pytest.approx(sum(t["seconds"] for t in timings["stages"] if not t["reused"]))
 
 
-def test_json_prints_the_report_and_home_models_are_reused(evaluated, corpus, tmp_path, capsys):
+def test_json_prints_a_summary_and_reuse_home_models_are_copied(evaluated, corpus, tmp_path, capsys):
     home = evaluated[0] / "runs/synthetic/seed-0/attcrnn"
     out = tmp_path / "again"
-    code, stdout, _ = run_cli(capsys, "evaluate", "--dataset", f"synthetic={corpus}", *FAST, "--methods",
-                              "attcrnn", "--home", home, "--out", out, "--json")
-    assert code == 0
-    doc = json.loads(stdout)
-    assert doc == json.loads((out / "report.json").read_text())
+    code, stdout, stderr = run_cli(capsys, "evaluate", "--data", f"synthetic={corpus}", *FAST, "--methods",
+                                   "attcrnn", "--reuse-home", home, "--out", out, "--json", "-q")
+    assert code == 0 and stderr == ""  # -q: no stage lines
+    summary = json.loads(stdout)
+    doc = json.loads((out / "report.json").read_text())
+    assert summary["reports"] == {"json": str(out / "report.json"), "markdown": str(out / "report.md"),
+                                  "html": str(out / "report.html")}
+    assert summary["predictions"] == [str(out / "predictions/synthetic/seed-0/attcrnn.csv")]
+    entry = summary["datasets"]["synthetic"]
+    assert entry["error"] is None and entry["seeds"] == [0] and list(entry["methods"]) == ["attcrnn"]
+    assert entry["methods"]["attcrnn"]["song_accuracy"] == doc["datasets"]["synthetic"]["methods"]["attcrnn"][
+        "song"]["accuracy"]["mean"]
+    card = json.loads((home / "models/attcrnn/model.json").read_text())
+    assert summary["models"] == [{"kind": "attcrnn", "source": "copied", "train_seconds": card["training"]["seconds"],
+                                  "model_dir": str(out / "runs/synthetic/seed-0/attcrnn/models/attcrnn")}]
     assert list(doc["datasets"]["synthetic"]["methods"]) == ["attcrnn"]
     assert _model_files(out)["runs/synthetic/seed-0/attcrnn/models/attcrnn/model.safetensors"][1] == \
         (home / "models/attcrnn/model.safetensors").read_bytes()
@@ -150,10 +226,10 @@ def test_a_dataset_failing_in_training_is_reported_and_the_others_complete(evalu
     for track in ds.select("train"):
         if track.singer == victim:
             track.path.write_bytes(b"not audio at all")
-    code, stdout, stderr = run_cli(capsys, "evaluate", "--dataset", f"synthetic={corpus}", "--dataset",
+    code, stdout, stderr = run_cli(capsys, "evaluate", "--data", f"synthetic={corpus}", "--data",
                                    f"broken={broken}", *FAST, "--methods", "attcrnn,attcrnn-knn", "--out", out)
     assert code == 1
-    assert stderr.startswith("Error: 1 dataset(s) failed (broken: seed 0: validation singer(s) ")
+    assert stderr.splitlines()[-1].startswith("Error: 1 dataset(s) failed (broken: seed 0: validation singer(s) ")
     assert f"the reports in {out} record it" in stderr
     doc = json.loads((out / "report.json").read_text())
     validate_report(doc)
@@ -191,7 +267,7 @@ def test_a_model_is_reused_only_when_everything_matches(evaluated, corpus):
 
 def test_missing_dataset_fails_before_training(corpus, tmp_path, capsys):
     out = tmp_path / "out"
-    code, stdout, stderr = run_cli(capsys, "evaluate", "--dataset", f"synthetic={corpus}", "--dataset",
+    code, stdout, stderr = run_cli(capsys, "evaluate", "--data", f"synthetic={corpus}", "--data",
                                    f"artist20={tmp_path / 'nowhere'}", *FAST, "--out", out)
     assert code == 1 and stdout == ""
     assert stderr == f"Error: dataset 'artist20': {tmp_path / 'nowhere'}: no such directory\n"
@@ -203,7 +279,7 @@ def test_unreadable_dataset_fails_before_training(corpus, tmp_path, capsys):
     junk.mkdir()
     (junk / "notes.txt").write_text("no audio here")
     out = tmp_path / "out"
-    code, _, stderr = run_cli(capsys, "evaluate", "--dataset", f"synthetic={corpus}", "--dataset",
+    code, _, stderr = run_cli(capsys, "evaluate", "--data", f"synthetic={corpus}", "--data",
                               f"singer32={junk}", *FAST, "--out", out)
     assert code == 1
     assert stderr.startswith("Error: dataset 'singer32': ") and stderr.count("\n") == 1
@@ -214,14 +290,18 @@ def test_unreadable_dataset_fails_before_training(corpus, tmp_path, capsys):
     (["--methods", "crnn,knn"], "unknown method 'knn'; choose from crnn,attcrnn,attcrnn-knn,crnn-knn,voice,"),
     (["--methods", "crnn,crnn"], "'crnn,crnn' names a method twice"),
     (["--seeds", "0,x"], "'0,x' is not a comma list of integers"),
-    (["--dataset", "artist20"], "'artist20': expected KEY=PATH"),
-    (["--dataset", "Artist20=/data"], "key 'Artist20' must be lower-case letters"),
-    (["--dataset", "synthetic=/a", "--dataset", "synthetic=/b"], "dataset key 'synthetic' is given twice"),
+    (["--data", "artist20"], "'artist20': expected KEY=PATH"),
+    (["--data", "Artist20=/data"], "key 'Artist20' must be lower-case letters"),
+    (["--data", "synthetic=/a", "--data", "synthetic=/b"], "dataset key 'synthetic' is given twice"),
+    (["--data", "synthetic=/a", "--dataset", "synthetic=/b"], "dataset key 'synthetic' is given twice"),
     (["--k", "0"], "0 is not in the range x>=1"),
+    (["--split", "song", "--split-rule", "album"], "Error: --split song and --split-rule album disagree"),
+    (["--device", "tpu"], "Error: unknown device 'tpu': use 'cpu' or 'cuda'"),
+    ([], "Missing option '--data'"),
 ])
 def test_bad_options_exit_2(tmp_path, capsys, args, message):
-    if not any(a == "--dataset" for a in args):
-        args = ["--dataset", f"synthetic={tmp_path}", *args]
+    if args and not any(a in ("--data", "--dataset") for a in args):
+        args = ["--data", f"synthetic={tmp_path}", *args]
     code, _, stderr = run_cli(capsys, "evaluate", *args, "--out", tmp_path / "out")
     assert code == 2
     assert message in stderr
@@ -235,7 +315,9 @@ SINGERS = ("ann", "bob", "cy")
 
 def _blocks(song_label: list[int], blocks_per_song: list[int]) -> EvalBlocks:
     block_song = np.repeat(np.arange(len(song_label)), blocks_per_song)
-    return EvalBlocks(tracks=tuple(range(len(song_label))), song_label=np.array(song_label, dtype=np.int64),
+    tracks = tuple(Track(path=Path(f"/d/song{i}.flac"), singer=SINGERS[label], song_id=f"song{i}", split="test",
+                         album="a") for i, label in enumerate(song_label))
+    return EvalBlocks(tracks=tracks, song_label=np.array(song_label, dtype=np.int64),
                       block_song=block_song, block_start=np.zeros(block_song.size, np.int64), features=(), skipped=())
 
 
@@ -272,6 +354,25 @@ def test_knn_run_reports_every_k_from_one_search_with_the_decision_rule():
     assert run.song.y_pred.tolist() == expected
     at_11 = next(p for p in run.accuracy_vs_k if p.k == 11)
     assert at_11.song_accuracy == pytest.approx(np.mean(run.song.y_pred == run.song.y_true))
+
+
+def test_song_details_carry_vote_share_similarity_and_probability():
+    test = _blocks([0, 1], [3, 2])
+    labels = np.array([[0, 1], [0, 0], [1, 1], [2, 2], [1, -1]])  # index order = dataset order
+    sims = np.array([[0.9, 0.1], [0.7, 0.6], [0.5, 0.4], [0.8, 0.2], [0.3, 0.0]], dtype=np.float32)
+    run = knn_run("attcrnn-knn", 0, np.column_stack([labels, labels[:, :1]]), np.column_stack([sims, sims[:, :1]]),
+                  index_singers=SINGERS, singers=SINGERS, test=test, k=1, k_values=(1,))
+    assert run.song.y_pred.tolist() == ["ann", "cy"]
+    assert run.songs.song_ids == ("song0", "song1") and run.songs.paths == ("/d/song0.flac", "/d/song1.flac")
+    assert run.songs.n_blocks.tolist() == [3, 2]
+    assert run.songs.vote_share.tolist() == pytest.approx([2 / 3, 0.5])  # song1: 1-1, cy's 0.8 beats bob's 0.3
+    assert run.songs.similarity.tolist() == pytest.approx([(0.9 + 0.7 + 0.5) / 3, (0.8 + 0.3) / 2])
+    assert run.songs.probability is None
+    logits = np.log(np.array([[0.6, 0.4], [0.2, 0.8], [0.7, 0.3], [0.1, 0.9], [0.5, 0.5]], dtype=np.float32))
+    soft = softmax_run("crnn", 0, logits, model_singers=("ann", "bob"), singers=SINGERS, test=test)
+    assert soft.song.y_pred.tolist() == ["ann", "bob"]
+    assert soft.songs.vote_share.tolist() == pytest.approx([2 / 3, 0.5])  # song1: bob 0.9 vs ann 0.5 (a tie)
+    assert soft.songs.probability.tolist() == pytest.approx([(0.6 + 0.2 + 0.7) / 3, (0.9 + 0.5) / 2])
 
 
 def test_config_needs_only_the_models_its_methods_use():

@@ -11,6 +11,7 @@ Layout of OUT::
     cache/features/        log-mel cache shared by every dataset, seed and model
     cache/mfcc-*/          the baseline's song features
     runs/<dataset>/seed-<seed>/<kind>/   a home: models/<kind>/, meta.sqlite, shards/, index/
+    predictions/<dataset>/seed-<seed>/<method>.csv   one row per test song (singerid.evaluation.predictions)
     report.json, report.md, report.html
 
 Every dataset is read (for every seed) before anything is trained, so a bad path fails in
@@ -36,6 +37,7 @@ from singerid.evaluation import (DatasetResult, EvaluationResults, ReportPaths, 
 from singerid.pipeline.evaluate_config import METHOD_RECIPE, DatasetSpec, EvaluateConfig
 from singerid.pipeline.evaluate_models import ModelOutcome
 from singerid.pipeline.evaluate_run import SeedOutcome, evaluate_seed
+from singerid.progress import ProgressArg
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ def prepare_datasets(specs: Sequence[DatasetSpec], cfg: EvaluateConfig) -> tuple
     path that cannot be read or a split without songs.
     """
     if not specs:
-        raise ParameterError("no dataset given; use --dataset KEY=PATH (e.g. artist20=/data/artist20)")
+        raise ParameterError("no dataset given; use --data KEY=PATH (e.g. artist20=/data/artist20)")
     keys = [s.key for s in specs]
     dupes = sorted({k for k in keys if keys.count(k) > 1})
     if dupes:
@@ -133,8 +135,11 @@ def check_weights(cfg: EvaluateConfig) -> None:
 
 
 def evaluate(prepared: Sequence[PreparedDataset], cfg: EvaluateConfig, *, out_dir: Path,
-             progress: bool = False) -> EvaluationRun:
-    """Run every dataset and seed, then write the three reports into ``out_dir``.
+             progress: ProgressArg = False) -> EvaluationRun:
+    """Run every dataset and seed, then write the reports and predictions.csv files into ``out_dir``.
+
+    ``progress``: a ``singerid.progress`` mode: "lines" says every stage of every dataset and
+    seed in one line (trained or reused, embedded, each method evaluated), "bar" adds bars.
 
     A dataset that fails is recorded with its error (``EvaluationRun.failed``); the call
     itself raises only for a report that cannot be written (ArtefactError).
@@ -155,7 +160,7 @@ def evaluate(prepared: Sequence[PreparedDataset], cfg: EvaluateConfig, *, out_di
     return EvaluationRun(results, reports, tuple(samples), tuple(models), time.perf_counter() - started, failed)
 
 
-def evaluate_dataset(item: PreparedDataset, cfg: EvaluateConfig, *, out_dir: Path, progress: bool = False
+def evaluate_dataset(item: PreparedDataset, cfg: EvaluateConfig, *, out_dir: Path, progress: ProgressArg = False
                      ) -> tuple[DatasetResult, TimbreSample | None, tuple[ModelOutcome, ...]]:
     """Every seed of one dataset. An error stops this dataset only: it is kept in the result."""
     key = item.spec.key
@@ -169,7 +174,8 @@ def evaluate_dataset(item: PreparedDataset, cfg: EvaluateConfig, *, out_dir: Pat
         try:
             outcome: SeedOutcome = evaluate_seed(ds, seed, cfg=_seeded(cfg, seed), singers=singers,
                                                  run_dir=out_dir / "runs" / key / f"seed-{seed}",
-                                                 cache_dir=out_dir / "cache", progress=progress)
+                                                 cache_dir=out_dir / "cache", progress=progress,
+                                                 label=f"{key} seed {seed}")
         except FAILURES as exc:
             error = f"seed {seed}: {_one_line(exc) or type(exc).__name__}"
             log.error("%s failed: %s", key, error, exc_info=not isinstance(exc, SingeridError))
@@ -180,8 +186,9 @@ def evaluate_dataset(item: PreparedDataset, cfg: EvaluateConfig, *, out_dir: Pat
         models += outcome.models
         if sample is None and outcome.timbre_embeddings is not None and len(outcome.timbre_embeddings) >= 3:
             sample = _timbre(key, seed, outcome, singers)
-    result = DatasetResult(key=key, split_rule=item.by_seed[0].split_rule if len(cfg.seeds) == 1 else
-                           _rule_for_seeds(item.by_seed[0].split_rule), seeds=cfg.seeds, singers=singers,
+    rule = item.by_seed[0].split_rule  # the reader's words, with the album counts it really has
+    result = DatasetResult(key=key, split_rule=rule if len(cfg.seeds) == 1 else _rule_for_seeds(rule),
+                           seeds=cfg.seeds, singers=singers,
                            runs=tuple(runs), counts=tuple(counts), timings=tuple(timings), error=error)
     return result, sample, tuple(models)
 
@@ -205,7 +212,7 @@ def _timbre(key: str, seed: int, outcome: SeedOutcome, singers: tuple[str, ...])
     keep = np.sort(keep[:TIMBRE_POINTS])
     names = np.array(singers, dtype=object)[labels[keep]]
     return TimbreSample(dataset=key, embeddings=emb[keep], singers=names, method=outcome.timbre_method, seed=seed,
-                        max_points=TIMBRE_POINTS)
+                        max_points=TIMBRE_POINTS, split="test", n_songs=outcome.timbre_songs)
 
 
 def _check_splits(spec: DatasetSpec, ds: Dataset) -> None:

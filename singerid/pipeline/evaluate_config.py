@@ -1,4 +1,4 @@
-"""What ``singerid evaluate`` is asked to do: the datasets (``--dataset KEY=PATH``) and the
+"""What ``singerid evaluate`` is asked to do: the datasets (``--data KEY=PATH``) and the
 run configuration, validated on construction (ParameterError quoting the bad value)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ GE2E_INPUT = "vocals"  # ge2e-knn hears what our voice embedder hears (the issue
 
 @dataclass(frozen=True, slots=True)
 class DatasetSpec:
-    """One ``--dataset KEY=PATH``: the report key and where the data is.
+    """One ``--data KEY=PATH``: the report key and where the data is.
 
     The key names the report column (artist20 / singer32 / singer60 are the paper's A20 /
     S32 / S60; any other key, e.g. "synthetic", gets a table of its own) and, when it is a
@@ -53,9 +53,9 @@ class DatasetSpec:
         key, sep, path = text.partition("=")
         key = key.strip()
         if not sep or not key or not path.strip():
-            raise ParameterError(f"--dataset {text!r}: expected KEY=PATH, e.g. artist20=/data/artist20")
+            raise ParameterError(f"--data {text!r}: expected KEY=PATH, e.g. artist20=/data/artist20")
         if not KEY_PATTERN.match(key):
-            raise ParameterError(f"--dataset {text!r}: key {key!r} must be lower-case letters, digits, "
+            raise ParameterError(f"--data {text!r}: key {key!r} must be lower-case letters, digits, "
                                  "'-', '_' or '.'")
         return cls(key, Path(path.strip()).expanduser())
 
@@ -75,6 +75,7 @@ class EvaluateConfig:
     reuse_home: Path | None = None  # a home whose matching models are copied instead of retrained
     batch_size: int = 64  # blocks per forward pass at inference (fastest on 2 CPU cores, as embed-corpus)
     workers: int = 1  # processes computing the baseline's MFCCs
+    device: str = "cpu"  # torch device of the embedders' and GE2E's forward passes ("cpu", "cuda", "cuda:1")
 
     def __post_init__(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]
@@ -86,7 +87,7 @@ class EvaluateConfig:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
             raise ParameterError(f"seeds must be distinct non-negative integers, got {list(self.seeds)}")
         if self.split not in SPLIT_MODES:
-            raise ParameterError(f"unknown split {self.split!r}: use one of {', '.join(SPLIT_MODES)}")
+            raise ParameterError(f"unknown split rule {self.split!r}: use one of {', '.join(SPLIT_MODES)}")
         if self.precision not in ("fp32", "bf16"):
             raise ParameterError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if self.k < 1:
@@ -114,4 +115,5 @@ class EvaluateConfig:
         return {"methods": list(self.methods), "seeds": list(self.seeds), "split": self.split, "k": self.k,
                 "k_values": list(K_VALUES), "feature": self.feature.to_dict(),
                 "train": {k: v for k, v in self.train.to_dict().items() if k != "seed"}, "precision": self.precision,
-                "index": self.index.to_dict(), "reuse_home": str(self.reuse_home) if self.reuse_home else None}
+                "index": self.index.to_dict(), "reuse_home": str(self.reuse_home) if self.reuse_home else None,
+                "device": self.device}

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from singerid.config import IndexConfig
 from singerid.datasets import Dataset
@@ -28,12 +27,14 @@ from singerid.index.choice import spec_from_config
 from singerid.index.vectors import VectorIndex
 from singerid.pipeline.evaluate_config import FEATURES_DIR, GE2E_INPUT, EvaluateConfig
 from singerid.pipeline.evaluate_methods import EvalBlocks, knn_run
+from singerid.progress import ProgressArg, track
 from singerid.records import Track
 
 log = logging.getLogger(__name__)
 
+
 def ge2e_run(seed: int, ds: Dataset, *, singers: tuple[str, ...], cache_dir: Path, cfg: EvaluateConfig,
-             progress: bool = False) -> RunResult:
+             progress: ProgressArg = False) -> RunResult:
     """Embed train and test songs with GE2E, index the train blocks, vote for the test songs.
 
     Songs whose audio cannot be used are logged and left out. Raises DatasetError when no
@@ -44,12 +45,12 @@ def ge2e_run(seed: int, ds: Dataset, *, singers: tuple[str, ...], cache_dir: Pat
     front_end = FrontEndConfig(input=GE2E_INPUT)
     stems = FeatureCache.for_input(Path(cache_dir) / FEATURES_DIR, cfg.feature, front_end)
     folder = Path(cache_dir) / f"ge2e-{cfg.feature.fingerprint()}-{front_end.key.replace('@', '-')}"
-    encoder = Ge2eEncoder.load()
+    encoder = Ge2eEncoder.load(cfg.device)
     label = {name: i for i, name in enumerate(singers)}
 
     def embed(tracks: Sequence[Track], desc: str) -> tuple[list[Track], list[np.ndarray]]:
         kept, rows = [], []
-        for t in tqdm(tracks, desc=desc, unit="song", disable=not progress):
+        for t in track(tracks, desc, unit="song", progress=progress):
             try:
                 rows.append(_song_embeddings(t, stems, folder, encoder, cfg))
             except AudioError as exc:

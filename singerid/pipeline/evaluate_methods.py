@@ -5,7 +5,9 @@ then each method's block and song predictions.
   argmax of the classifier head, block score = its softmax probability;
 - KNN methods (``attcrnn-knn``, ``crnn-knn``; the paper's KNN-Net): one search at the largest
   K, then ``singerid.decision.knn_block_votes`` at every K of the accuracy-vs-K grid;
-- song = ``singerid.decision.song_vote`` over the song's blocks, for every method.
+- song = ``singerid.decision.song_vote`` over the song's blocks, for every method, with the
+  numbers predictions.csv gives per song (``SongDetails``): vote share, and the KNN methods'
+  mean top-1 similarity or the softmax methods' mean probability of the predicted singer.
 
 Labels are indexes into the dataset's sorted singer list, so the decision rule's last tie
 break (lower index) is the singer name that sorts first, as in ``singerid query``.
@@ -18,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from singerid.config import FeatureConfig
 from singerid.decision import MISSING, knn_block_votes, song_vote
@@ -26,7 +27,8 @@ from singerid.embedder.cache import FeatureCache, open_features
 from singerid.embedder.data import LabelledFeatures, build_block_table
 from singerid.embedder.embed import Embedder
 from singerid.errors import ArtefactError, AudioError, DatasetError, ParameterError
-from singerid.evaluation import KAccuracy, Predictions, RunResult
+from singerid.evaluation import KAccuracy, Predictions, RunResult, SongDetails
+from singerid.progress import Progress, ProgressArg
 from singerid.records import Track
 
 log = logging.getLogger(__name__)
@@ -106,12 +108,15 @@ def collect_test_blocks(tracks: Sequence[Track], *, singers: Sequence[str], cach
 
 
 def forward_pass(embedders: dict[str, Embedder], test: EvalBlocks, *, cfg: FeatureConfig, batch_size: int = 64,
-                 progress: bool = False) -> dict[str, ModelOutput]:
-    """Run every embedder once over the test blocks, reading them in chunks from the cache."""
+                 progress: ProgressArg = False) -> dict[str, ModelOutput]:
+    """Run every embedder once over the test blocks, reading them in chunks from the cache.
+
+    ``progress``: a ``singerid.progress`` mode (or the old bool) for the "classify" bar or line.
+    """
     for kind, embedder in embedders.items():
         embedder.check_features(cfg)
     parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {kind: [] for kind in embedders}
-    with tqdm(total=test.n_blocks, desc="classify", unit="block", disable=not progress) as bar:
+    with Progress(f"classify ({', '.join(embedders)})", total=test.n_blocks, unit="block", progress=progress) as bar:
         for lo in range(0, test.n_blocks, CHUNK_BLOCKS):
             blocks = read_blocks(test, lo, min(lo + CHUNK_BLOCKS, test.n_blocks), block_frames=cfg.block_frames)
             for kind, embedder in embedders.items():
@@ -148,8 +153,13 @@ def softmax_run(method: str, seed: int, logits: np.ndarray, *, model_singers: Se
     best = proba.argmax(axis=1)
     pred = to_dataset[best]
     score = proba[np.arange(best.size), best]
-    return RunResult(method, seed, song=song_predictions(pred, score, test=test, singers=singers),
-                     block=_predictions(test.block_label, pred, singers))
+    song_pred, share = song_votes(pred, score, test=test, n_classes=len(singers))
+    column = np.full(len(singers), -1, dtype=np.int64)
+    column[to_dataset] = np.arange(len(model_singers))  # dataset label -> model column
+    p_song = proba[np.arange(test.n_blocks), column[song_pred[test.block_song]]]  # (n_blocks,) P(song's winner)
+    details = song_details(test, share, probability=_per_song_mean(test, p_song))
+    return RunResult(method, seed, song=_predictions(test.song_label, song_pred, singers),
+                     block=_predictions(test.block_label, pred, singers), songs=details)
 
 
 def knn_run(method: str, seed: int, labels: np.ndarray, similarities: np.ndarray, *, index_singers: Sequence[str],
@@ -172,30 +182,53 @@ def knn_run(method: str, seed: int, labels: np.ndarray, similarities: np.ndarray
         if kk > mapped.shape[1]:
             continue
         at_k = knn_block_votes(mapped, similarities, k=kk, n_classes=n_classes)
-        song = song_predictions(at_k.pred, at_k.score, test=test, singers=singers)
-        curve.append(KAccuracy(kk, song_accuracy=_accuracy(song),
+        song_pred, _ = song_votes(at_k.pred, at_k.score, test=test, n_classes=n_classes)
+        curve.append(KAccuracy(kk, song_accuracy=float(np.mean(song_pred == test.song_label)),
                                block_accuracy=float(np.mean(at_k.pred == test.block_label))))
-    return RunResult(method, seed, song=song_predictions(votes.pred, votes.score, test=test, singers=singers),
-                     block=_predictions(test.block_label, votes.pred, singers), accuracy_vs_k=tuple(curve))
+    song_pred, share = song_votes(votes.pred, votes.score, test=test, n_classes=n_classes)
+    found = mapped[:, 0] != MISSING
+    top1 = _per_song_mean(test, np.where(found, similarities[:, 0], 0.0), weights=found)
+    return RunResult(method, seed, song=_predictions(test.song_label, song_pred, singers),
+                     block=_predictions(test.block_label, votes.pred, singers), accuracy_vs_k=tuple(curve),
+                     songs=song_details(test, share, similarity=top1))
 
 
-def song_predictions(block_pred: np.ndarray, block_score: np.ndarray, *, test: EvalBlocks,
-                     singers: Sequence[str]) -> Predictions:
-    """Song-level predictions: ``song_vote`` of each song's blocks (blocks are grouped by song)."""
+def song_votes(block_pred: np.ndarray, block_score: np.ndarray, *, test: EvalBlocks,
+               n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``song_vote`` of each song's blocks (blocks are grouped by song).
+
+    Returns int64 (n_songs,) the winning label and float64 (n_songs,) the share of the song's
+    voting blocks that named it.
+    """
     bounds = np.flatnonzero(np.diff(test.block_song)) + 1
     pred = np.empty(len(test.tracks), dtype=np.int64)
+    share = np.empty(len(test.tracks), dtype=np.float64)
     for song, (p, s) in enumerate(zip(np.split(block_pred, bounds), np.split(block_score, bounds))):
-        pred[song], _ = song_vote(p, s, n_classes=len(singers))
-    return _predictions(test.song_label, pred, singers)
+        pred[song], shares = song_vote(p, s, n_classes=n_classes)
+        share[song] = shares[pred[song]]
+    return pred, share
+
+
+def song_details(test: EvalBlocks, vote_share: np.ndarray, *, similarity: np.ndarray | None = None,
+                 probability: np.ndarray | None = None) -> SongDetails:
+    """Which song each row is, with its block count and the per-song numbers of predictions.csv."""
+    return SongDetails(song_ids=tuple(t.song_id for t in test.tracks), paths=tuple(str(t.path) for t in test.tracks),
+                       albums=tuple(t.album for t in test.tracks),
+                       n_blocks=np.bincount(test.block_song, minlength=len(test.tracks)),
+                       vote_share=vote_share, similarity=similarity, probability=probability)
+
+
+def _per_song_mean(test: EvalBlocks, values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """float64 (n_songs,): mean of the per-block ``values`` over each song's blocks (``weights`` 0/1 = skip)."""
+    w = np.ones(test.n_blocks) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = np.bincount(test.block_song, weights=values * w, minlength=len(test.tracks))
+    count = np.bincount(test.block_song, weights=w, minlength=len(test.tracks))
+    return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
 
 
 def _predictions(true: np.ndarray, pred: np.ndarray, singers: Sequence[str]) -> Predictions:
     names = np.array(list(singers) + ["(none)"], dtype=object)  # label -1 -> "(none)": refused later
     return Predictions(y_true=names[true], y_pred=names[pred])
-
-
-def _accuracy(pred: Predictions) -> float:
-    return float(np.mean(pred.y_true == pred.y_pred))
 
 
 def _label_map(names: Sequence[str], singers: Sequence[str]) -> np.ndarray:

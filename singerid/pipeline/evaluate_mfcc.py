@@ -19,7 +19,7 @@ import numpy as np
 from singerid import baseline
 from singerid.embedder.cache import content_sha256
 from singerid.errors import AudioError, DatasetError
-from singerid.evaluation import Predictions, RunResult
+from singerid.evaluation import Predictions, RunResult, SongDetails
 from singerid.records import Track
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,11 @@ def mfcc_run(seed: int, train: Sequence[Track], test: Sequence[Track], *, cache_
         raise DatasetError(f"mfcc-logreg: none of the {len(test)} test songs could be read")
     model = baseline.MfccLogReg(seed=seed, sample_rate=sample_rate)
     model.fit_features(np.stack([f for _, f in fit]), [t.singer for t, _ in fit])
-    answers = model.predict_features(np.stack([f for _, f in ask]), [t for t, _ in ask])
-    return RunResult(method, seed, block=None,
+    asked = [t for t, _ in ask]
+    answers = model.predict_features(np.stack([f for _, f in ask]), asked)
+    songs = SongDetails(song_ids=tuple(t.song_id for t in asked), paths=tuple(str(t.path) for t in asked),
+                        albums=tuple(t.album for t in asked), probability=np.array([a.probability for a in answers]))
+    return RunResult(method, seed, block=None, songs=songs,
                      song=Predictions(y_true=np.array([a.singer for a in answers], dtype=object),
                                       y_pred=np.array([a.predicted for a in answers], dtype=object)))
 

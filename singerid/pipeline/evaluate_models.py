@@ -2,7 +2,7 @@
 
 A run home (``OUT/runs/<dataset>/seed-<seed>/<kind>/``) holds one model under
 ``models/<kind>/`` plus the vector store of that model's reference blocks. A model already
-there, or one in ``--home``, is reused when its model.json records the same model kind and
+there, or one in ``--reuse-home``, is reused when its model.json records the same model kind and
 architecture, feature config, training settings (epochs, batch size, lr, patience, seed) and
 training-data fingerprint (which cached feature files carried which label); otherwise it is
 trained (an interrupted training resumes from its last epoch). When the model changes, the
@@ -26,6 +26,7 @@ from singerid.embedder.recipes import Recipe
 from singerid.embedder.train import data_fingerprint, train_embedder
 from singerid.errors import ArtefactError
 from singerid.index.home import Home
+from singerid.progress import ProgressArg
 from singerid.records import Track
 
 log = logging.getLogger(__name__)
@@ -39,19 +40,21 @@ class ModelOutcome:
 
     kind: str  # the recipe's name: "crnn", "attcrnn", "voice", "voice-no-remix"...
     model_dir: Path  # HOME/models/<network kind> of the run home
-    source: str  # "trained", "reused" (already in the run home) or "copied" (from --home)
+    source: str  # "trained", "reused" (already in the run home) or "copied" (from --reuse-home)
     seconds: float  # wall time spent here (training, or checking and copying)
+    train_seconds: float | None = None  # the epochs' time recorded in model.json (None: not recorded)
 
 
 def ensure_model(recipe: Recipe, tracks: Sequence[Track], *, home: Home, feature_cfg: FeatureConfig,
                  train_cfg: TrainConfig, cache_dir: Path, precision: str = "fp32", reuse_home: Path | None = None,
-                 progress: bool = False) -> ModelOutcome:
+                 progress: ProgressArg = False, device: str = "cpu") -> ModelOutcome:
     """Make sure ``home.model_dir(recipe.kind)`` holds a model trained on ``tracks`` by ``recipe``.
 
     ``train_cfg``: epochs, batch size, lr, seed...; the recipe adds its levers, head and front end.
     ``tracks``: the dataset's tracks (its "train" split is fitted, "val" stops early).
     ``precision``: of the training pass ("fp32" or "bf16"), also compared on reuse.
     ``reuse_home``: another home whose ``models/<kind>`` is copied when it matches.
+    ``device``: where torch trains ("cpu", "cuda"); not part of the match (a model is a model).
     Raises what ``train_embedder`` raises (DatasetError, AudioError...), ArtefactError for a
     model directory that cannot be replaced.
     """
@@ -65,7 +68,7 @@ def ensure_model(recipe: Recipe, tracks: Sequence[Track], *, home: Home, feature
     reason = mismatch(target, **wanted)
     if reason is None:
         log.info("reusing the %s model in %s", recipe.name, target)
-        return ModelOutcome(recipe.name, target, "reused", time.perf_counter() - started)
+        return ModelOutcome(recipe.name, target, "reused", time.perf_counter() - started, _train_seconds(target))
     log.info("%s: %s", target, reason)
     if reuse_home is not None:
         source = Home(Path(reuse_home)).model_dir(kind)
@@ -73,13 +76,19 @@ def ensure_model(recipe: Recipe, tracks: Sequence[Track], *, home: Home, feature
         if other is None:
             _replace_model(home, kind, source)
             log.info("copied the matching %s model from %s", recipe.name, source)
-            return ModelOutcome(recipe.name, target, "copied", time.perf_counter() - started)
+            return ModelOutcome(recipe.name, target, "copied", time.perf_counter() - started, _train_seconds(target))
         log.info("not reusing %s: %s", source, other)
     _clear_vectors(home)
     train_embedder(tracks, feature_cfg=feature_cfg, model_cfg=recipe.model_config(), train_cfg=train_cfg,
                    out_dir=target, cache_dir=cache_dir, progress=progress, precision=precision,
-                   front_end=recipe.front_end(), recipe=recipe.name, backend=recipe.backend)
-    return ModelOutcome(recipe.name, target, "trained", time.perf_counter() - started)
+                   front_end=recipe.front_end(), recipe=recipe.name, backend=recipe.backend, device=device)
+    return ModelOutcome(recipe.name, target, "trained", time.perf_counter() - started, _train_seconds(target))
+
+
+def _train_seconds(model_dir: Path) -> float | None:
+    """The training time model.json records (sum of the epochs, across resumed runs), or None."""
+    seconds = ckpt.read_card(model_dir).training.get("seconds")
+    return float(seconds) if isinstance(seconds, (int, float)) and seconds >= 0 else None
 
 
 def mismatch(model_dir: Path, *, model_cfg: ModelConfig, feature_cfg: FeatureConfig, train_cfg: TrainConfig,
