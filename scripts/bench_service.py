@@ -11,7 +11,8 @@ on any single host; server CPU seconds per request are reported too (the figure 
 disturbed by other jobs on a shared machine). Prints a table and writes JSON (last stdout line
 = JSON summary).
 
-Usage: python scripts/bench_service.py [--quick] [--home H --songs DIR] [--clients 10] [--json-out bench-out/service.json]
+Usage: python scripts/bench_service.py [--quick] [--home H --songs DIR] [--clients 10]
+                                      [--json-out bench-out/service.json]
 """
 
 from __future__ import annotations
@@ -222,9 +223,11 @@ def _rounded(d: dict) -> dict:
 
 def print_table(r: dict) -> None:
     print(f"singerid serve on loopback: {r['singers']} singers, {r['vectors']:,} vectors, model {r['model']}, "
-          f"{r['songs']} query songs of {r['song_mb']:.2f} MB, {r['cpu_cores']} cores, server threads {r['server_threads']}")
+          f"{r['songs']} query songs of {r['song_mb']:.2f} MB, {r['cpu_cores']} cores, "
+          f"server threads {r['server_threads']}")
     print(f"{'run':<34}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'mean ms':>9}{'req/s':>8}{'CPU s/req':>10}")
-    rows = (("POST /identify, 1 client", r["identify_single_client"]), ("GET /health, 1 client", r["health_single_client"]),
+    rows = (("POST /identify, 1 client", r["identify_single_client"]),
+            ("GET /health, 1 client", r["health_single_client"]),
             (f"POST /identify, {r['identify_concurrent'].get('clients')} clients", r["identify_concurrent"]))
     for name, row in rows:
         cpu = row.get("server_cpu_s_per_request")

@@ -36,8 +36,8 @@ EXTERNAL_URL = re.compile(r"https?://(?!127\.0\.0\.1|localhost|www\.w3\.org/2000
 @pytest.fixture(scope="module")
 def server(ready_home):
     """A read-only server (no token: writes refused) over the session's ready home."""
-    with singerid.open(ready_home.home) as identifier, \
-            serve_in_thread(create_app(identifier, limits=LIMITS)) as url, httpx.Client(base_url=url, timeout=60) as client:
+    with singerid.open(ready_home.home) as identifier, serve_in_thread(create_app(identifier, limits=LIMITS)) as url, \
+            httpx.Client(base_url=url, timeout=60) as client:
         yield client
 
 
@@ -45,7 +45,8 @@ def server(ready_home):
 def writable(ready_home, tmp_path):
     """A server with a token over a private copy of the home."""
     home = ready_home.copy(tmp_path / "home")
-    with singerid.open(home) as identifier, serve_in_thread(create_app(identifier, token=TOKEN, limits=LIMITS)) as url, \
+    app = create_app(singerid.open(home), token=TOKEN, limits=LIMITS)
+    with app.state.service.identifier, serve_in_thread(app) as url, \
             httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         yield client
 
@@ -258,7 +259,8 @@ def test_enrol_then_identify_then_remove(writable, tmp_path):
     again = writable.post("/singers/Nina Simone/songs", files=upload(songs[2], "songs"))
     check_error(again, 409, "SingerExists", "singer 'Nina Simone' already exists; send the form field "
                 "add_to_existing=true to add these songs to that singer, or enrol the new voice under another name")
-    more = writable.post("/singers/Nina Simone/songs", files=upload(songs[2], "songs"), data={"add_to_existing": "true"})
+    more = writable.post("/singers/Nina Simone/songs", files=upload(songs[2], "songs"),
+                         data={"add_to_existing": "true"})
     assert more.status_code == 201 and more.json()["n_songs"] == 1
     same = writable.post("/singers/Nina Simone/songs", files=upload(songs[2], "songs"), data={"add_to_existing": "1"})
     assert same.status_code == 200 and same.json()["n_skipped"] == 1  # the same bytes again: nothing new
@@ -300,15 +302,17 @@ def test_identify_runs_while_enrol_and_remove_write_with_no_error_and_no_lost_wr
                 if response.status_code != 200:
                     errors.append(f"{response.status_code} {response.text}")
                 else:
-                    answers.append(response.json() | {"expected": ready_home.singer_of(song)})
+                    answers.append(response.json() | {"expected": ready_home.singer_of(song), "at": time.monotonic()})
 
     readers = [threading.Thread(target=ask, args=(w,)) for w in range(3)]
     for t in readers:
         t.start()
     try:
         files = [("songs", (p.name, p.read_bytes(), "audio/wav")) for p in enrolled]
+        writing = time.monotonic()
         enrol = writable.post("/singers/Voice Four/songs", files=files)
         removal = writable.delete("/singers/singer3")
+        written = time.monotonic()
     finally:
         writes_done.set()
         for t in readers:
@@ -317,6 +321,7 @@ def test_identify_runs_while_enrol_and_remove_write_with_no_error_and_no_lost_wr
     assert removal.status_code == 200, removal.text
     assert errors == []
     assert len(answers) >= 24
+    assert any(writing < a["at"] < written for a in answers)  # identifications overlapped the writes
     for a in answers:
         assert a["ok"] and 0 < a["vote_share"] <= 1 and a["n_blocks"] == 4 and a["evidence"]
         assert a["predicted"] in {"singer0", "singer1", "singer2", "singer3", "Voice Four"}

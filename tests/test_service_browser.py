@@ -145,7 +145,8 @@ def test_a_dropped_song_shows_its_singer_evidence_and_place_on_the_map(browser, 
     song = ready_home.songs("test")[0]
     expected = ready_home.singer_of(song)
     browser.call("Page.navigate", url=f"{base_url}/")
-    browser.wait_for("document.readyState === 'complete' && document.querySelectorAll('#map .point.singer').length === 4")
+    browser.wait_for("document.readyState === 'complete' "
+                     "&& document.querySelectorAll('#map .point.singer').length === 4")
     browser.wait_for("document.querySelector('#singer-pick').options.length === 4")
     assert browser.evaluate("document.querySelector('#status').textContent").startswith("4 singers")
 
@@ -191,7 +192,8 @@ def test_a_bad_file_shows_the_servers_one_line_error(browser, base_url, tmp_path
     bad = tmp_path / "notes.wav"
     bad.write_text("not audio\n")
     browser.call("Page.navigate", url=f"{base_url}/")
-    browser.wait_for("document.readyState === 'complete' && document.querySelector('#singer-pick').options.length === 4")
+    browser.wait_for("document.readyState === 'complete' "
+                     "&& document.querySelector('#singer-pick').options.length === 4")
     root = browser.call("DOM.getDocument")["root"]["nodeId"]
     node = browser.call("DOM.querySelector", nodeId=root, selector="#song")["nodeId"]
     browser.call("DOM.setFileInputFiles", files=[str(bad)], nodeId=node)

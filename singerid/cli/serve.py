@@ -25,7 +25,8 @@ def _default(name: str) -> float:
               help="Address to listen on (0.0.0.0: every interface; put a TLS proxy in front).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
 @click.option("--token", envvar=TOKEN_ENV, show_envvar=True, default=None,
-              help="Bearer token that enrol and remove need; without one, writes are refused.")
+              help="Bearer token that enrol and remove need; without one, writes are refused. Prefer the "
+                   "environment variable: a command line is visible to other users.")
 @device_option
 @threads_option
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True),

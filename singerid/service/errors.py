@@ -64,7 +64,8 @@ def install_handlers(app: FastAPI) -> None:
         problems = []
         for e in exc.errors():
             where = ".".join(str(part) for part in e.get("loc", ()) if part not in ("query", "path", "body"))
-            problems.append(f"{where}: {e.get('msg', 'invalid')}" + (f", got {e['input']!r}" if e.get("input") is not None else ""))
+            got = f", got {e['input']!r}" if e.get("input") is not None else ""
+            problems.append(f"{where}: {e.get('msg', 'invalid')}{got}")
         return error_response("; ".join(problems) or "invalid request", "ParameterError", 400)
 
     @app.exception_handler(HTTPException)

@@ -87,8 +87,8 @@ def convert(name: str, raw: str, kind: type) -> Any:
 def query_parameters(options: tuple[Option, ...]) -> list[dict[str, Any]]:
     """OpenAPI ``parameters`` for the options (the handlers read them from the request themselves)."""
     types = {int: "integer", float: "number", bool: "boolean", str: "string"}
-    return [{"name": o.name, "in": "query", "required": False, "description": o.help + "; also accepted as a form field",
-             "schema": {"type": types[o.kind]}} for o in options]
+    return [{"name": o.name, "in": "query", "required": False, "schema": {"type": types[o.kind]},
+             "description": o.help + "; also accepted as a form field"} for o in options]
 
 
 def multipart_body(files: dict[str, str], fields: dict[str, str] | None = None, *, many: tuple[str, ...] = ()

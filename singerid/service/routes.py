@@ -44,10 +44,16 @@ class Service:
     slots: anyio.CapacityLimiter | None = None
 
     async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``func(*args, **kwargs)`` on the thread pool, once one of the ``max_concurrent`` slots is free."""
+        """``func(*args, **kwargs)`` on the thread pool, once one of the ``max_concurrent`` slots is free
+        (audio work: identify, enrol, remove)."""
         if self.slots is None:
             self.slots = anyio.CapacityLimiter(self.limits.max_concurrent)
         return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs), limiter=self.slots)
+
+    @staticmethod
+    async def read(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A quick read (singers, map, health) on the thread pool without waiting for a slot."""
+        return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs))
 
     def check_token(self, request: Request) -> None:
         """Writes need ``Authorization: Bearer <token>``; with no token configured they are off."""
@@ -90,7 +96,7 @@ async def similar_to_singer(request: Request, singer: Annotated[str, Query(descr
     """The ``top`` singers whose timbre is closest to ``singer`` (itself excluded)."""
     svc = service(request)
     _check_top(top, svc.limits)
-    found = await svc.run(svc.identifier.similar, singer, top=top)
+    found = await svc.read(svc.identifier.similar, singer, top=top)
     return {"singer": singer, "method": SIMILAR_METHOD, "similar": [s.to_dict() for s in found]}
 
 
@@ -112,13 +118,13 @@ async def similar_to_song(request: Request) -> dict[str, Any]:
 async def timbre_map(request: Request) -> dict[str, Any]:
     """Every indexed singer as a point on a plane (PCA of singer centroids)."""
     svc = service(request)
-    return (await svc.run(svc.identifier.timbre_map)).to_dict()
+    return (await svc.read(svc.identifier.timbre_map)).to_dict()
 
 
 @router.get("/singers", summary="The singers this server can answer with")
 async def singers(request: Request) -> dict[str, Any]:
     svc = service(request)
-    return {"singers": [s.to_dict() for s in await svc.run(svc.identifier.singers)]}
+    return {"singers": [s.to_dict() for s in await svc.read(svc.identifier.singers)]}
 
 
 @router.post("/singers/{name:path}/songs", summary="Enrol songs of a singer (needs the token)", status_code=201,
@@ -151,7 +157,7 @@ async def enrol(request: Request, name: str) -> JSONResponse:
                     result = await svc.run(svc.identifier.enrol, name, kept, album=album, **extra)
             except DatasetError as exc:
                 uploads.discard_kept()
-                if not extra and name in {s.name for s in await svc.run(svc.identifier.singers)}:
+                if not extra and name in {s.name for s in await svc.read(svc.identifier.singers)}:
                     raise ServiceError(f"singer {name!r} already exists; send the form field add_to_existing=true "
                                        "to add these songs to that singer, or enrol the new voice under another name",
                                        status=409, kind="SingerExists") from exc
@@ -178,7 +184,7 @@ async def remove(request: Request, name: str) -> dict[str, Any]:
     try:
         result = await svc.run(svc.identifier.remove, singer=name)
     except ParameterError as exc:
-        if name not in {s.name for s in await svc.run(svc.identifier.singers)}:
+        if name not in {s.name for s in await svc.read(svc.identifier.singers)}:
             raise ServiceError(str(exc), status=404, kind="DatasetError") from exc
         raise
     folder = svc.upload_dir / singer_folder(name)
@@ -190,7 +196,7 @@ async def remove(request: Request, name: str) -> dict[str, Any]:
 @router.get("/health", summary="Is the server ready, and what does it hold?")
 async def health(request: Request) -> dict[str, Any]:
     svc = service(request)
-    info = await anyio.to_thread.run_sync(svc.identifier.info)  # no slot: health answers under load too
+    info = await svc.read(svc.identifier.info)  # no slot: health answers under load too
     model = info.details.get("model") or {}
     index = info.details.get("index") or {}
     return {"status": "ok" if info.consistent else "degraded", "home": info.home, "singers": info.n_singers,
