@@ -21,7 +21,7 @@ ModelKind = Literal["crnn", "attcrnn"]
 HEADS = ("softmax", "aam")  # stage-1 classifier: linear softmax (paper) or additive angular margin (ours)
 BACKENDS = ("none", "lda-wccn", "auto")  # projection fitted on the reference set at build-index (ours);
 # "auto" = the back end recorded with the model by its training recipe
-IndexType = Literal["flat", "flat-fp16", "ivf-pq", "hnsw", "auto"]
+IndexType = Literal["flat", "flat-fp16", "ivf-flat", "ivf-pq", "hnsw", "auto"]
 
 
 class _Serialisable:
@@ -155,13 +155,20 @@ class IndexConfig(_Serialisable):
     index_type: IndexType = "flat"  # exact inner product = the paper's dense KNN layer
     nlist: int | None = None  # IVF cells; None = chosen from the vector count
     m: int | None = None  # PQ sub-quantisers (ivf-pq) or HNSW links; None = chosen from d
-    nprobe: int = 16  # IVF cells visited per query (ours)
-    ef_search: int = 64  # HNSW search breadth (ours)
-    memory_budget_bytes: int = 8 * 1024**3  # used by "auto" to choose a type (ours)
+    nprobe: int | None = None  # IVF cells visited per query; None = index.choice.DEFAULT_NPROBE (measured)
+    ef_search: int | None = None  # HNSW search breadth; None = index.choice.DEFAULT_EF_SEARCH (measured)
+    memory_budget_bytes: int = 8 * 1024**3  # RAM the index may use: "auto" chooses by it (ours)
+    on_disk: bool = False  # ivf-*: inverted lists in a memory-mapped file ("auto" decides this itself)
     k: int = C.K_NEIGHBOURS  # neighbours per query block (paper §3.3)
     gpu: bool = False
     backend: str = "auto"  # "none" = the paper (raw cosine); "lda-wccn" = ours; "auto" = the model recipe's
 
     def __post_init__(self) -> None:
+        for name in ("nlist", "m", "nprobe", "ef_search"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ParameterError(f"IndexConfig.{name} must be a positive integer or None, got {value!r}")
+        if not isinstance(self.memory_budget_bytes, int) or self.memory_budget_bytes < 1:
+            raise ParameterError(f"memory budget must be a positive number of bytes, got {self.memory_budget_bytes!r}")
         if self.backend not in BACKENDS:
             raise ParameterError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")

@@ -112,3 +112,54 @@ def _locations_of(store: MetadataStore, ids: np.ndarray) -> tuple[np.ndarray, np
     locations = store.block_locations()
     rows = np.searchsorted(locations.ids, ids)
     return locations.shards[rows], locations.rows[rows]
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    """``singerid ARGS`` through the real entry point: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from singerid.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    return exit_info.value.code, out.getvalue(), err.getvalue()
+
+
+def test_build_index_auto_with_a_tiny_budget_goes_on_disk_and_answers_like_exact(ready_home, tmp_path):
+    import json
+
+    import singerid
+
+    home = ready_home.copy(tmp_path / "h")
+    songs = ready_home.songs("test")
+    with singerid.open(home.root) as sid:  # the fixture's exact (flat) index
+        exact = [r.singer for r in sid.identify_many(songs, evidence=0)]
+    code, out, err = _cli("build-index", "--home", str(home.root), "--type", "auto", "--memory-budget", "4K",
+                          "--threads", "1", "--json")
+    assert code == 0, err
+    built = json.loads(out)
+    assert (built["type"], built["on_disk"], built["factory_key"]) == ("ivf-flat", True, "IVF1,Flat")
+    assert built["data_bytes"] == built["n_vectors"] * (4 * 32 + 8)  # compact lists: codes and ids, no slack
+    entry = home.read_manifest().index
+    assert entry.spec.on_disk and home.data_path(entry).is_file()
+    assert sorted(p.suffix for p in home.index_dir.iterdir() if p.suffix != ".npz") == [".faiss", ".ivfdata"]
+    assert singerid.info(home.root, check=True).problems == ()
+
+    code, out, err = _cli("query", *map(str, songs), "--home", str(home.root), "--nprobe", "1", "--format", "jsonl",
+                          "--evidence", "0")
+    assert code == 0, err
+    assert [json.loads(line)["singer"] for line in out.splitlines()] == exact  # nlist = 1: exact search
+
+    removed = ready_home.singer_of(songs[0])  # changing an on-disk index rewrites its lists beside a new file
+    singerid.remove(home.root, singer=removed)
+    entry = home.read_manifest().index
+    assert sorted(p.suffix for p in home.index_dir.iterdir() if p.suffix != ".npz") == [".faiss", ".ivfdata"]
+    assert singerid.info(home.root, check=True).problems == ()
+    with singerid.open(home.root) as sid:
+        assert removed not in [r.singer for r in sid.identify_many(songs, evidence=0)]
+
+    home.data_path(entry).unlink()  # the lists are part of the index: without them it is broken
+    problems = singerid.info(home.root).problems
+    assert len(problems) == 1 and "of the on-disk index are missing; run `singerid build-index" in problems[0]

@@ -81,7 +81,8 @@ def test_exact_search_pads_with_minus_one_when_database_is_smaller_than_k():
     assert sorted(pos[0, :3]) == [0, 1, 2]
 
 
-@pytest.mark.parametrize(("index_type", "floor"), [("flat-fp16", 0.99), ("hnsw", 0.95), ("ivf-pq", 0.5)])
+@pytest.mark.parametrize(("index_type", "floor"), [("flat-fp16", 0.99), ("hnsw", 0.95), ("ivf-flat", 0.95),
+                                                    ("ivf-pq", 0.5)])
 def test_approximate_types_recall_above_floor(index_type, floor):
     x, _ = clustered(4000, 6)
     q, _ = clustered(200, 7)
@@ -130,7 +131,7 @@ def test_add_refuses_existing_ids_and_non_unit_vectors():
     assert len(index) == 10
 
 
-@pytest.mark.parametrize("index_type", ["flat", "flat-fp16", "ivf-pq", "hnsw"])
+@pytest.mark.parametrize("index_type", ["flat", "flat-fp16", "ivf-flat", "ivf-pq", "hnsw"])
 def test_remove_ids_never_returned_again(index_type):
     x, _ = clustered(3000, 19)
     ids = np.arange(3000, dtype=np.int64) + 500
@@ -143,7 +144,7 @@ def test_remove_ids_never_returned_again(index_type):
     assert not np.isin(found, gone).any()
 
 
-@pytest.mark.parametrize("index_type", ["flat", "flat-fp16", "ivf-pq", "hnsw"])
+@pytest.mark.parametrize("index_type", ["flat", "flat-fp16", "ivf-flat", "ivf-pq", "hnsw"])
 def test_save_load_round_trip(tmp_path, index_type):
     x, _ = clustered(3000, 20)
     spec = make_spec(index_type, dim=D, n_vectors=3000, nprobe=8, ef_search=32)
@@ -208,7 +209,7 @@ def test_gpu_without_a_usable_gpu_is_a_parameter_error():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not GPU_READY, reason="needs faiss-gpu and a CUDA GPU")
-@pytest.mark.parametrize("index_type", ["flat", "ivf-pq"])
+@pytest.mark.parametrize("index_type", ["flat", "ivf-flat", "ivf-pq"])
 def test_gpu_build_matches_cpu(tmp_path, index_type):
     x, _ = clustered(20_000, 26)
     spec = make_spec(index_type, dim=D, n_vectors=len(x))

@@ -46,6 +46,11 @@ FORMATS = ("text", "json", "jsonl", "csv")
 @click.option("--reject-unknown", is_flag=True,
               help="Answer 'unknown singer' below the similarity threshold that build-index calibrated "
                    "(equal error rate of known vs never-heard singers in the reference set).")
+@click.option("--nprobe", type=click.IntRange(1), default=None,
+              help="IVF cells searched per block (ivf-flat/ivf-pq indexes; more = closer to exact, slower) "
+                   "[default: the index's, set by build-index].")
+@click.option("--ef", "ef_search", type=click.IntRange(1), default=None,
+              help="HNSW search breadth (hnsw indexes) [default: the index's, set by build-index].")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="text for people; json (one array), jsonl (one object per line) or csv for machines.")
 @json_option
@@ -53,7 +58,8 @@ FORMATS = ("text", "json", "jsonl", "csv")
 @threads_option
 def query(songs: tuple[Path, ...], home: Path, db_url: str | None, list_file: Path | None, k: int, method: str,
           top: int, n_evidence: int, n_similar: int, min_similarity: float | None, min_share: float | None,
-          reject_unknown: bool, fmt: str, as_json: bool, device: str, threads: int | None) -> None:
+          reject_unknown: bool, nprobe: int | None, ef_search: int | None, fmt: str, as_json: bool, device: str,
+          threads: int | None) -> None:
     """Say who sings each of SONGS (files, folders, patterns), with runners-up and the evidence.
 
     Answers stream out as they are decided. A bad file is reported in its place and the
@@ -65,6 +71,7 @@ def query(songs: tuple[Path, ...], home: Path, db_url: str | None, list_file: Pa
       singerid query music/ 'live/*.flac' --home H --format csv > answers.csv
       singerid query --list tracks.txt --home H --format jsonl
       singerid query stranger.mp3 --home H --reject-unknown --similar 3
+      singerid query song.mp3 --home H --nprobe 64
     """
     import singerid
     from singerid.audio.discover import expand_audio_inputs
@@ -73,7 +80,8 @@ def query(songs: tuple[Path, ...], home: Path, db_url: str | None, list_file: Pa
         raise click.UsageError("name at least one song, folder or pattern, or give --list FILE")
     fmt = "json" if as_json else fmt
     options = dict(k=k, method=method, top=top, evidence=n_evidence, similar=n_similar,
-                   min_similarity=min_similarity, min_share=min_share, reject_unknown=reject_unknown)
+                   min_similarity=min_similarity, min_share=min_share, reject_unknown=reject_unknown,
+                   nprobe=nprobe, ef_search=ef_search)
     writer = _Writer(fmt)
     n_total = n_failed = 0
     with singerid.open(home, db=db_url, device=device, threads=threads) as sid:

@@ -10,8 +10,9 @@ from singerid.cli.common import (
     SUBSETS, check_device_option, dataset_option, db_option, device_option, home_option, json_option, parse_bytes,
     print_json, progress_mode, set_threads, split_rule_option, threads_option,
 )
+from singerid.index.choice import DEFAULT_EF_SEARCH, DEFAULT_NPROBE
 
-INDEX_TYPES = ("flat", "flat-fp16", "ivf-pq", "hnsw", "auto")
+INDEX_TYPES = ("flat", "flat-fp16", "ivf-flat", "ivf-pq", "hnsw", "auto")
 
 
 def _home(path: Path):
@@ -80,13 +81,21 @@ def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, w
 @home_option
 @db_option
 @click.option("--type", "index_type", type=click.Choice(INDEX_TYPES), default="flat", show_default=True,
-              help="flat = exact (the paper's dense KNN layer); auto picks by size and --memory-budget.")
+              help="flat = exact (the paper's dense KNN layer); auto picks flat, ivf-flat, ivf-pq or on-disk "
+                   "ivf lists by the number of vectors, their dimension and --memory-budget.")
 @click.option("--gpu", is_flag=True, help="Train and fill the index on the GPU (faiss-gpu); saved in CPU form.")
-@click.option("--nlist", type=click.IntRange(1), default=None, help="IVF cells (ivf-pq) [default: from the size].")
+@click.option("--nlist", type=click.IntRange(1), default=None, help="IVF cells (ivf-*) [default: ~sqrt(vectors)].")
 @click.option("--m", "m", type=click.IntRange(1), default=None, help="PQ sub-quantisers (ivf-pq) or links (hnsw).")
-@click.option("--nprobe", type=click.IntRange(1), default=16, show_default=True, help="IVF cells searched per query.")
-@click.option("--ef", "ef_search", type=click.IntRange(1), default=64, show_default=True, help="HNSW search breadth.")
-@click.option("--memory-budget", default="8G", show_default=True, help="RAM the index may use (auto), e.g. 512M, 8G.")
+@click.option("--nprobe", type=click.IntRange(1), default=None,
+              help=f"IVF cells searched per query block, stored as the index's default [default: {DEFAULT_NPROBE}].")
+@click.option("--ef", "ef_search", type=click.IntRange(1), default=None,
+              help=f"HNSW search breadth, stored as the index's default [default: {DEFAULT_EF_SEARCH}].")
+@click.option("--memory-budget", default="8G", show_default=True,
+              help="RAM the index may use, e.g. 512M, 8G: auto chooses by it, and on-disk lists are built "
+                   "in parts that fit it.")
+@click.option("--on-disk", is_flag=True,
+              help="Keep the inverted lists of an ivf-flat / ivf-pq index in a memory-mapped .ivfdata file "
+                   "(auto decides this itself).")
 @click.option("--split", "splits", multiple=True, type=click.Choice(["train", "val", "test"]),
               help="Index only these splits' blocks (repeatable) [default: every stored block].")
 @threads_option
@@ -95,16 +104,19 @@ def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, w
                    "singers as classes; ours), none (raw cosine, the paper), auto (what the model's recipe used).")
 @json_option
 def build_index(home: Path, db_url: str | None, index_type: str, gpu: bool, nlist: int | None, m: int | None,
-                nprobe: int, ef_search: int, memory_budget: str, splits: tuple[str, ...], backend: str,
-                threads: int | None, as_json: bool) -> None:
+                nprobe: int | None, ef_search: int | None, memory_budget: str, on_disk: bool,
+                splits: tuple[str, ...], backend: str, threads: int | None, as_json: bool) -> None:
     """Build the FAISS inner-product index of the stored block embeddings.
 
-    --threads sets the CPU threads of FAISS (and torch); --gpu trains and fills it on the GPU.
+    Vectors stream from the embedding shards in chunks, so RAM holds the index, not the
+    corpus. --threads sets the CPU threads of FAISS (and torch); --gpu trains and fills it
+    on the GPU. `query --nprobe/--ef` override the search settings per query.
 
     \b
     Example:
       singerid build-index --home H
       singerid build-index --home H --type auto --memory-budget 2G
+      singerid build-index --home H --type ivf-pq --on-disk --nprobe 64
       singerid build-index --home H --gpu
       singerid build-index --home H --split train --threads 2 --json
     """
@@ -116,12 +128,13 @@ def build_index(home: Path, db_url: str | None, index_type: str, gpu: bool, nlis
     faiss.omp_set_num_threads(set_threads(threads))
 
     cfg = IndexConfig(index_type=index_type, nlist=nlist, m=m, nprobe=nprobe, ef_search=ef_search,
-                      memory_budget_bytes=parse_bytes(memory_budget), gpu=gpu, backend=backend)
+                      memory_budget_bytes=parse_bytes(memory_budget), on_disk=on_disk, gpu=gpu, backend=backend)
     summary = build(_home(home), cfg=cfg, db_url=db_url, splits=splits or None, progress=progress_mode())
     if as_json:
         print_json({"type": summary.index_type, "factory_key": summary.factory_key, "n_vectors": summary.n_vectors,
                     "dim": summary.dim, "file": str(summary.path), "size_bytes": summary.size_bytes,
                     "seconds": round(summary.seconds, 3), "gpu": summary.gpu, "backend": summary.backend,
+                    "on_disk": summary.on_disk, "data_bytes": summary.data_bytes,
                     "unknown_threshold": summary.unknown_threshold, "unknown_eer": summary.unknown_eer})
         return
     click.echo(summary.line())

@@ -39,6 +39,7 @@ from singerid.index.files import atomic_write_bytes
 BACKEND_KINDS = ("none", "lda-wccn")
 SHRINKAGE = 1e-2  # ours: 1 % of the mean within-class variance added to every direction of S_w
 WCCN_RIDGE = 1e-6  # ours: relative ridge that keeps the Cholesky factorisation defined
+FIT_CHUNK_BYTES = 256 * 1024**2  # ours: float64 rows per fitting chunk (1,048,576 rows at d=32)
 FORMAT_VERSION = 1
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: equal back ends give byte-equal files
 
@@ -147,7 +148,7 @@ def identity_backend(dim: int) -> Backend:
 
 
 def fit_backend(embeddings: np.ndarray, labels: np.ndarray, *, kind: str = "lda-wccn", dim: int | None = None,
-                shrinkage: float = SHRINKAGE) -> Backend:
+                shrinkage: float = SHRINKAGE, chunk_rows: int | None = None) -> Backend:
     """Fit the back end on the reference set.
 
     embeddings: float32 (n, d) raw (not normalised) block embeddings; labels: int (n,) singer
@@ -155,39 +156,63 @@ def fit_backend(embeddings: np.ndarray, labels: np.ndarray, *, kind: str = "lda-
     and maximum min(d, n_classes - 1) (S_b has rank n_classes - 1 at most). shrinkage: a in
     [0, 1), weight of the scaled identity in the regularised S_w. Raises ParameterError (one
     line) for mismatched shapes, non-finite values, fewer than 2 classes, a bad dim, kind or
-    shrinkage, or a zero within-class scatter (every class a single point).
+    shrinkage, or a zero within-class scatter (every class a single point). ``embeddings`` may
+    be any (n, d) row source with slices (a memory map, singerid.index.rows.ShardRows): it is
+    read twice in chunks of ``chunk_rows`` rows (default: FIT_CHUNK_BYTES of float64 each).
     """
     if kind not in BACKEND_KINDS:
         raise ParameterError(f"back end kind must be one of {', '.join(BACKEND_KINDS)}, got {kind!r}")
-    x = _check_embeddings(embeddings, dim=None).astype(np.float64)  # (n, d)
+    if not hasattr(embeddings, "shape"):
+        embeddings = np.asarray(embeddings)
+    shape = tuple(embeddings.shape)
+    if len(shape) != 2 or shape[0] == 0:
+        raise ParameterError(f"embeddings must be (n, d) with n >= 1, got shape {shape}")
+    n, d = shape
     labels = np.asarray(labels)
-    if labels.shape != (x.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise ParameterError(f"labels must be integers of shape ({x.shape[0]},), got {labels.dtype} {labels.shape}")
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ParameterError(f"labels must be integers of shape ({n},), got {labels.dtype} {labels.shape}")
+    chunk_rows = chunk_rows or max(1, FIT_CHUNK_BYTES // (8 * d))
+    starts = range(0, n, chunk_rows)
     if kind == "none":
-        return identity_backend(x.shape[1])
+        for start in starts:
+            _check_embeddings(embeddings[start:start + chunk_rows], dim=d)
+        return identity_backend(d)
     classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     if classes.size < 2:
         raise ParameterError(f"LDA needs at least 2 singers in the reference set, got {classes.size}")
-    max_dim = min(x.shape[1], classes.size - 1)
+    max_dim = min(d, classes.size - 1)
     dim = max_dim if dim is None else dim
     if not 1 <= dim <= max_dim:
         raise ParameterError(f"LDA dim must be in [1, {max_dim}] (min(d, n_classes - 1)), got {dim}")
     if not 0.0 <= shrinkage < 1.0:
         raise ParameterError(f"shrinkage must be in [0, 1), got {shrinkage!r}")
 
-    mean = x.mean(axis=0)  # (d,)
-    class_means = np.zeros((classes.size, x.shape[1]))
-    np.add.at(class_means, inverse, x)
+    # Two passes over row chunks, so the n x d embeddings are never all in RAM (they may be a
+    # ShardRows). With one chunk (n <= chunk_rows) every operation is the one-array formula's,
+    # bit for bit; with more, the sums below only add in another order (float64, ~1e-16 relative).
+    total = None
+    class_means = np.zeros((classes.size, d))
+    for start in starts:  # pass 1: the mean and the class means
+        x = _check_embeddings(embeddings[start:start + chunk_rows], dim=d).astype(np.float64)  # (m, d)
+        part = x.sum(axis=0)
+        total = part if total is None else total + part
+        np.add.at(class_means, inverse[start:start + len(x)], x)  # sequential: the same sums in any chunking
+    mean = total / n  # (d,), as x.mean(axis=0)
     class_means /= counts[:, None]  # (n_classes, d)
-    within = x - class_means[inverse]  # (n, d)
-    s_w = within.T @ within / x.shape[0]  # (d, d)
-    between = (class_means - mean) * np.sqrt(counts / x.shape[0])[:, None]
+    s_w = None
+    for start in starts:  # pass 2: the within-class scatter
+        x = np.asarray(embeddings[start:start + chunk_rows]).astype(np.float64)
+        within = x - class_means[inverse[start:start + len(x)]]  # (m, d)
+        part = within.T @ within
+        s_w = part if s_w is None else s_w + part
+    s_w = s_w / n  # (d, d)
+    between = (class_means - mean) * np.sqrt(counts / n)[:, None]
     s_b = between.T @ between  # (d, d)
-    scale = np.trace(s_w) / x.shape[1]
+    scale = np.trace(s_w) / d
     if not scale > 0:
         raise ParameterError("within-singer scatter is zero (every singer a single point); LDA needs "
                              "several blocks per singer")
-    s_r = (1.0 - shrinkage) * s_w + shrinkage * scale * np.eye(x.shape[1])
+    s_r = (1.0 - shrinkage) * s_w + shrinkage * scale * np.eye(d)
     try:
         _, vectors = scipy.linalg.eigh(s_b, s_r)  # ascending eigenvalues, V^T S_r V = I
     except np.linalg.LinAlgError as exc:

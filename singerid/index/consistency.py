@@ -68,6 +68,9 @@ def find_problems(home: Home, manifest: Manifest, *, store: VectorsState | None 
                         f"{entry.size_bytes:,}; {rebuild}")
     elif verify_checksum and sha256_file(path) != entry.sha256:
         problems.append(f"index file {path} does not match its SHA-256 in the manifest; {rebuild}")
+    data = home.data_path(entry)
+    if data is not None and not data.is_file():
+        problems.append(f"the inverted lists {data} of the on-disk index are missing; {rebuild}")
     backend = home.backend_path(entry)
     if entry.backend != "none" and (backend is None or not backend.is_file()):
         problems.append(f"the {entry.backend} back end of the index ({backend}) is missing; {rebuild}")

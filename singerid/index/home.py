@@ -39,6 +39,7 @@ MANIFEST_VERSION = 1  # bump when a field changes meaning (new fields with defau
 MODEL_SIDECAR = "model.json"  # same as singerid.embedder.checkpoint.SIDECAR_FILE: present once a model is trained
 INDEX_SUFFIX = ".faiss"
 BACKEND_SUFFIX = ".backend.npz"  # the fitted LDA/WCCN projection beside its index
+IVFDATA_SUFFIX = ".ivfdata"  # on-disk inverted lists beside their index file (singerid.index.ondisk)
 
 
 def utc_timestamp() -> str:
@@ -206,14 +207,20 @@ class Home:
         """The fitted back end of ``entry`` (None when its back end is "none")."""
         return None if entry.backend_file is None else self.index_dir / entry.backend_file
 
+    def data_path(self, entry: IndexEntry) -> Path | None:
+        """The on-disk inverted lists of ``entry`` (None when its lists are inside the index file)."""
+        return self.index_path(entry).with_suffix(IVFDATA_SUFFIX) if entry.spec.on_disk else None
+
     def prune_index_files(self, manifest: Manifest) -> list[Path]:
         """Delete index files (and stale temporaries) the manifest does not name; returns them."""
         keep = {manifest.index.file, manifest.index.backend_file} if manifest.index is not None else set()
+        if manifest.index is not None and manifest.index.spec.on_disk:
+            keep.add(self.data_path(manifest.index).name)
         removed = []
         if self.index_dir.is_dir():
             for path in self.index_dir.iterdir():
-                if path.name not in keep and (path.suffix == INDEX_SUFFIX or path.name.endswith(BACKEND_SUFFIX)
-                                              or ".tmp-" in path.name):
+                if path.name not in keep and (path.suffix in (INDEX_SUFFIX, IVFDATA_SUFFIX)
+                                              or path.name.endswith(BACKEND_SUFFIX) or ".tmp-" in path.name):
                     path.unlink()
                     removed.append(path)
         return removed

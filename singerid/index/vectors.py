@@ -1,43 +1,48 @@
 """FAISS index of reference block embeddings: build, add, remove, search, save, load. No SQL here.
 
-Every index is inner product (cosine on unit vectors) and ID-mapped: the ids FAISS returns are the
-block ids of the metadata store. Types: ``flat`` (IndexFlatIP, exact: the paper's dense KNN layer),
-``flat-fp16`` (IndexScalarQuantizer fp16), ``ivf-pq`` (IndexIVFPQ), ``hnsw`` (IndexHNSWFlat).
-Searches run in query batches; FAISS tiles each batch against the database internally, so no
-query x reference matrix is ever held in full. ``exact_search`` is the blockwise numpy yardstick
-(like faiss.contrib.exhaustive_search) used by tests and scripts/bench_index.py.
+Every index is inner product (cosine on unit vectors) and answers with the block ids of the
+metadata store. Types: ``flat`` (IndexFlatIP, exact: the paper's dense KNN layer), ``flat-fp16``
+(IndexScalarQuantizer fp16), ``hnsw`` (IndexHNSWFlat) - these three inside an IndexIDMap -
+and ``ivf-flat`` / ``ivf-pq`` (IndexIVFFlat / IndexIVFPQ, which keep the ids in their inverted
+lists: 8 bytes per vector less than an id map; older ivf-pq files with an id map still load).
+IVF lists may live on disk (``singerid.index.ondisk``). Vectors enter in chunks from any (n, d)
+row source (an array, a memory map, ``singerid.index.rows.ShardRows``); searches run in query
+batches that FAISS tiles against the database, so no query x reference matrix is held in full.
+``exact_search`` (singerid.index.exact) is the blockwise float64 yardstick.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
 from singerid.errors import ArtefactError, ParameterError
-from singerid.index.choice import IndexSpec
+from singerid.index import ondisk
+from singerid.index.choice import IVF_TYPES, IndexSpec, training_points
+from singerid.index.exact import exact_search  # noqa: F401  (re-exported: the yardstick lives beside the index)
 from singerid.index.files import atomic_write_with
 
 log = logging.getLogger(__name__)
 
 SEARCH_BATCH_ROWS = 4096  # query rows per FAISS call (bounds the result buffers)
-ADD_CHUNK_ROWS = 65_536  # rows copied out of (memory-mapped) input per add call
+ADD_CHUNK_ROWS = 65_536  # rows read from the row source per add call
 NORM_TOLERANCE = 1e-3  # |norm - 1| allowed for "unit" vectors entering the index
-TRAIN_POINTS_PER_CELL = 64  # ivf-pq training sample: 64 points per IVF cell ...
-TRAIN_POINTS_PER_CODE = 64  # ... and at least 64 per PQ centroid (FAISS warns below 39)
-FIRST_BLOCK_ROWS = 2048  # exact_search: rows of the first database block (sets the threshold)
-CANDIDATES_PER_ROW = 64  # exact_search: above k x this many candidates per row, pre-select by argpartition
 # Queries per FAISS call from which exhaustive search (flat search, k-means, IVF assignment) uses
 # BLAS. faiss-cpu 1.15.1 ships 128,000, which sends a song's ~240 query blocks to the scalar SIMD
 # path that streams the whole database per query: 14-20x slower against 1M references (d=32/128)
 # and PQ training 7x slower; up to 100k references the SIMD path is 5-15 % faster (bench_index.py).
 # 20 is FAISS's long-standing default. Set only around our own calls and restored after.
 BLAS_QUERY_THRESHOLD = 20
-GPU_INDEX_TYPES = ("flat", "ivf-pq")  # types faiss-gpu builds and converts back to the same CPU type
+GPU_INDEX_TYPES = ("flat", "ivf-flat", "ivf-pq")  # types faiss-gpu builds and converts back to the same CPU type
+
+RowSource = Any  # float32 (n, d) rows: np.ndarray, np.memmap or rows.ShardRows (len, shape, slices, int arrays)
 
 
 def check_vectors(vectors: np.ndarray, dim: int, *, unit: bool = True, what: str = "vectors") -> np.ndarray:
@@ -73,32 +78,36 @@ def check_ids(ids: np.ndarray, n_rows: int) -> np.ndarray:
 
 
 class VectorIndex:
-    """An ID-mapped inner-product FAISS index and the IndexSpec it was built from."""
+    """An inner-product FAISS index answering with block ids, and the IndexSpec it was built from."""
 
-    def __init__(self, index: faiss.IndexIDMap, spec: IndexSpec) -> None:
-        self._index = index
+    def __init__(self, index: faiss.Index, spec: IndexSpec) -> None:
+        self._index = index  # IndexIDMap (flat, flat-fp16, hnsw, old ivf-pq) or IndexIVF (ivf-*)
         self.spec = spec
+        self._scratch: Path | None = None  # on-disk lists rewritten by add/remove, not yet saved
         self.set_search_params(nprobe=spec.nprobe, ef_search=spec.ef_search)
 
     # --- construction ---
     @classmethod
-    def build(cls, spec: IndexSpec, vectors: np.ndarray, ids: np.ndarray, *, gpu: bool = False,
-              gpu_device: int = 0, seed: int = 0, chunk_rows: int = ADD_CHUNK_ROWS) -> VectorIndex:
-        """Train (ivf-pq) and fill an index with ``vectors`` float32 (n, d) unit rows under ``ids`` int64 (n,).
+    def build(cls, spec: IndexSpec, vectors: RowSource, ids: np.ndarray, *, gpu: bool = False,
+              gpu_device: int = 0, seed: int = 0, chunk_rows: int = ADD_CHUNK_ROWS,
+              data_path: Path | None = None, part_rows: int | None = None,
+              on_rows: Callable[[int], None] | None = None) -> VectorIndex:
+        """Train (ivf-*) and fill an index with ``vectors`` float32 (n, d) unit rows under ``ids`` int64 (n,).
 
-        ``vectors`` may be a memory map: it is read in ``chunk_rows`` slices. With ``gpu`` the
-        index is trained and filled on GPU ``gpu_device`` (faiss-gpu) and returned in CPU form.
-        Raises ParameterError for bad input, an untrainable size, or ``gpu`` without a usable GPU.
+        ``vectors`` is read ``chunk_rows`` rows at a time (a training sample first for IVF), so it
+        may be a memory map or a ShardRows. On-disk specs write their lists to ``data_path``
+        (``ondisk.data_path_for`` the index file), filling parts of ``part_rows`` rows in RAM
+        first. ``on_rows(m)`` is called as every m rows are added. With ``gpu`` the index is trained
+        and filled on GPU ``gpu_device`` (faiss-gpu) and returned in CPU form. Raises ParameterError
+        for bad input, an untrainable size, or ``gpu`` without a usable GPU.
         """
-        if not isinstance(vectors, np.ndarray):
-            vectors = np.asarray(vectors, dtype=np.float32)
-        ids = check_ids(ids, len(vectors))
-        if vectors.ndim != 2 or vectors.shape[1] != spec.dim:
-            raise ParameterError(f"vectors must have shape (n, {spec.dim}), got {np.shape(vectors)}")
-        inner = faiss.index_factory(spec.dim, spec.factory_key, faiss.METRIC_INNER_PRODUCT)
-        if isinstance(ivf := faiss.downcast_index(inner), faiss.IndexIVFPQ):
-            ivf.do_polysemous_training = False  # we never search by Hamming; it costs 85 % of training
-        index = faiss.IndexIDMap(inner)  # keeps a reference to inner
+        n = len(vectors)
+        ids = check_ids(ids, n)
+        if len(vectors.shape) != 2 or vectors.shape[1] != spec.dim:
+            raise ParameterError(f"vectors must have shape (n, {spec.dim}), got {tuple(vectors.shape)}")
+        if spec.on_disk and (data_path is None or gpu or n == 0):
+            raise ParameterError("an on-disk index needs a data_path, at least one vector and no --gpu")
+        index = _empty_index(spec)
         work, resources = index, None
         if gpu:
             resources = _gpu_resources(spec, gpu_device)
@@ -106,38 +115,79 @@ class VectorIndex:
         with blas_threshold():
             if not work.is_trained:
                 work.train(_training_sample(spec, vectors, seed))
-            for start in range(0, len(ids), chunk_rows):
-                stop = start + chunk_rows
-                work.add_with_ids(check_vectors(vectors[start:stop], spec.dim), ids[start:stop])
+            if spec.on_disk:
+                _fill_on_disk(index, vectors, ids, Path(data_path), part_rows or n, chunk_rows, on_rows)
+            else:
+                _reserve(index, n)
+                for start, chunk in _chunks(vectors, spec.dim, chunk_rows):
+                    work.add_with_ids(chunk, ids[start:start + len(chunk)])
+                    if on_rows is not None:
+                        on_rows(len(chunk))
         if gpu:
             index = faiss.downcast_index(faiss.index_gpu_to_cpu(work))
-        log.info("built %s index (%s) of %d vectors%s", spec.index_type, spec.factory_key, index.ntotal,
+        log.info("built %s index (%s) of %d vectors%s", spec.label, spec.factory_key, index.ntotal,
                  " on the GPU" if gpu else "")
         return cls(index, spec)
 
     @classmethod
     def load(cls, path: Path) -> VectorIndex:
-        """Read an index file written by ``save``. Raises ArtefactError if missing, corrupt or foreign."""
+        """Read an index file written by ``save`` (mapping its ``.ivfdata`` lists read-only, if any).
+
+        Raises ArtefactError if missing, corrupt or foreign, or if its on-disk lists are missing.
+        """
         path = Path(path)
         if not path.is_file():
             raise ArtefactError(f"index file {path} does not exist")
+        data = ondisk.data_path_for(path)
+        on_disk = data.is_file()  # IO_FLAG_SKIP_IVF_DATA: the lists are mapped below, from this file
+        flags = faiss.IO_FLAG_SKIP_IVF_DATA | faiss.IO_FLAG_READ_ONLY if on_disk else 0
         try:
-            index = faiss.read_index(str(path))
+            index = faiss.read_index(str(path), flags)
         except RuntimeError as exc:
+            if "could not open" in str(exc) and "ivfdata" in str(exc):
+                raise ArtefactError(f"the inverted lists {data} of index {path} are missing; rebuild the index") \
+                    from exc
             raise ArtefactError(f"cannot read index file {path}: {_faiss_message(exc)}") from exc
-        if not isinstance(index, faiss.IndexIDMap) or index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        # read_index returns the concrete class (faiss's SWIG typemap downcasts) and owns it
+        if index.metric_type != faiss.METRIC_INNER_PRODUCT or not isinstance(index, (faiss.IndexIDMap, faiss.IndexIVF)):
             raise ArtefactError(f"{path} is not an id-mapped inner-product index ({type(index).__name__})")
+        if on_disk != ondisk.is_on_disk(index):
+            raise ArtefactError(f"index {path} and the file {data} do not belong together; rebuild the index")
+        if on_disk:
+            ondisk.open_lists(index, data, source=path)
         return cls(index, _spec_of(index, path))
 
     def save(self, path: Path) -> str:
-        """Write the index to ``path`` atomically (temporary file + os.replace); returns its SHA-256."""
+        """Write the index to ``path`` atomically (temporary file + os.replace); returns its SHA-256.
+
+        On-disk lists are first written compactly to ``ondisk.data_path_for(path)`` unless they
+        already live there (a fresh build), so ``path`` and its ``.ivfdata`` always go together.
+        """
+        path = Path(path)
+        if self.spec.on_disk:
+            target = ondisk.data_path_for(path)
+            if self._scratch is not None:  # changed since loaded: the rewritten lists move beside path
+                ondisk.rename_lists(self._index, target)
+                self._scratch = None
+            elif ondisk.mapped_file(self._index).resolve() != target.resolve():
+                ondisk.rewrite_lists(self._index, target)  # a compact copy
+
         def write(tmp: Path) -> None:
             try:
                 faiss.write_index(self._index, str(tmp))
             except RuntimeError as exc:
                 raise ArtefactError(f"cannot write {path}: {_faiss_message(exc)}") from exc
 
-        return atomic_write_with(Path(path), write)
+        return atomic_write_with(path, write)
+
+    def __del__(self) -> None:
+        scratch = getattr(self, "_scratch", None)
+        if scratch is not None:  # changed but never saved: drop the copy (after unmapping it)
+            self._index = None
+            try:
+                scratch.unlink(missing_ok=True)
+            except OSError:
+                pass
 
     # --- contents ---
     def __len__(self) -> int:
@@ -149,7 +199,9 @@ class VectorIndex:
 
     def ids(self) -> np.ndarray:
         """int64 (n,) sorted ids held by the index (a copy; 8 bytes per vector)."""
-        return np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=False))
+        if isinstance(self._index, faiss.IndexIDMap):
+            return np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=False))
+        return np.sort(_list_ids(self._index))
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Add unit rows float32 (n, d) under new ``ids`` int64 (n,), without retraining.
@@ -159,10 +211,14 @@ class VectorIndex:
         ids = check_ids(ids, len(vectors))
         vectors = check_vectors(vectors, self.dim)
         if len(self):
-            clash = ids[np.isin(ids, faiss.vector_to_array(self._index.id_map))]
+            clash = ids[np.isin(ids, self.ids())]
             if clash.size:
                 raise ParameterError(f"id {int(clash[0])} is already in the index ({clash.size} clashing ids)")
-        self._index.add_with_ids(vectors, ids)
+        with blas_threshold():
+            if self.spec.on_disk:
+                self._rewrite(extra=ondisk.encode_lists(self._index, vectors, ids))
+            else:
+                self._index.add_with_ids(vectors, ids)
 
     def remove_ids(self, ids: np.ndarray) -> int:
         """Remove the vectors of ``ids`` (absent ids are ignored); returns how many were removed.
@@ -174,7 +230,19 @@ class VectorIndex:
             return 0
         if self.spec.index_type == "hnsw":
             return self._rebuild_without(ids)
+        if self.spec.on_disk:
+            before = len(self)
+            self._rewrite(drop=ids)
+            return before - len(self)
         return int(self._index.remove_ids(ids))
+
+    def _rewrite(self, **change: Any) -> None:
+        """Apply a change to on-disk lists by writing them anew to a scratch file (see ondisk.rewrite_lists)."""
+        previous = self._scratch
+        self._scratch = ondisk.scratch_path(ondisk.mapped_file(self._index).parent)
+        ondisk.rewrite_lists(self._index, self._scratch, **change)
+        if previous is not None:  # unmapped once the new lists replaced it
+            previous.unlink(missing_ok=True)
 
     def _rebuild_without(self, ids: np.ndarray) -> int:
         held = faiss.vector_to_array(self._index.id_map).astype(np.int64)
@@ -189,33 +257,47 @@ class VectorIndex:
 
     # --- search ---
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
-        """Set IVF cells visited (ivf-pq) or HNSW breadth (hnsw); other types ignore them."""
-        inner = faiss.downcast_index(self._index.index)
+        """Set IVF cells visited (ivf-*) or HNSW breadth (hnsw); other types ignore them."""
+        inner = _inner(self._index)
         if nprobe is not None and isinstance(inner, faiss.IndexIVF):
-            inner.nprobe = int(nprobe)
+            inner.nprobe = int(min(nprobe, inner.nlist))
         if ef_search is not None and isinstance(inner, faiss.IndexHNSW):
             inner.hnsw.efSearch = int(ef_search)
 
-    def search(self, queries: np.ndarray, k: int, *, batch_size: int = SEARCH_BATCH_ROWS
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, *, batch_size: int = SEARCH_BATCH_ROWS, nprobe: int | None = None,
+               ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar reference blocks of each query row, best first.
 
-        queries: float (n, d), finite (normally unit rows). Returns similarities float32 (n, k)
-        (inner products, in [-1, 1] for unit vectors) and block ids int64 (n, k); where fewer
-        than k neighbours exist (small or approximate index) the id is -1.
+        queries: float (n, d), finite (normally unit rows). ``nprobe`` (ivf-*) / ``ef_search``
+        (hnsw) override the index's setting for this call only (safe while other threads search).
+        Returns similarities float32 (n, k) (inner products, in [-1, 1] for unit vectors) and
+        block ids int64 (n, k); where fewer than k neighbours exist (small or approximate index)
+        the id is -1.
         """
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ParameterError(f"k must be a positive integer, got {k!r}")
         if batch_size < 1:
             raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
         queries = check_vectors(queries, self.dim, unit=False, what="queries")
+        params = self._search_params(nprobe, ef_search)
         sims = np.empty((len(queries), k), dtype=np.float32)
         ids = np.empty((len(queries), k), dtype=np.int64)
         with blas_threshold():
             for start in range(0, len(queries), batch_size):
                 stop = start + batch_size
-                sims[start:stop], ids[start:stop] = self._index.search(queries[start:stop], int(k))
+                sims[start:stop], ids[start:stop] = self._index.search(queries[start:stop], int(k), params=params)
         return sims, ids
+
+    def _search_params(self, nprobe: int | None, ef_search: int | None) -> faiss.SearchParameters | None:
+        for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
+            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+                raise ParameterError(f"{name} must be a positive integer, got {value!r}")
+        inner = _inner(self._index)
+        if nprobe is not None and isinstance(inner, faiss.IndexIVF):
+            return faiss.SearchParametersIVF(nprobe=int(min(nprobe, inner.nlist)))
+        if ef_search is not None and isinstance(inner, faiss.IndexHNSW):
+            return faiss.SearchParametersHNSW(efSearch=int(ef_search))
+        return None
 
 
 @contextmanager
@@ -229,64 +311,91 @@ def blas_threshold(queries: int = BLAS_QUERY_THRESHOLD) -> Iterator[None]:
         faiss.cvar.distance_compute_blas_threshold = before
 
 
-def exact_search(queries: np.ndarray, database: np.ndarray, k: int, *, ids: np.ndarray | None = None,
-                 query_batch: int = 256, database_batch: int = 32_768) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product k-NN in float64, block by block (ground truth for approximate indexes).
+def _empty_index(spec: IndexSpec) -> faiss.Index:
+    """The untrained, empty index of ``spec``: IVF types bare (ids in their lists), the others id-mapped."""
+    made = faiss.index_factory(spec.dim, spec.factory_key, faiss.METRIC_INNER_PRODUCT)
+    inner = faiss.downcast_index(made)  # a second view of the same object; ``made`` owns it
+    if isinstance(inner, faiss.IndexIVFPQ):
+        inner.do_polysemous_training = False  # we never search by Hamming; it costs 85 % of training
+    if spec.index_type in IVF_TYPES:
+        made.this.disown()
+        inner.this.acquire()  # ownership moves to the view we return
+        return inner
+    index = faiss.IndexIDMap(inner)
+    index.own_fields = True
+    made.this.disown()  # the id map owns (and frees) the inner index
+    return index
 
-    queries float (nq, d), database float (n, d) (may be a memory map). Memory is bounded by
-    query_batch x database_batch doubles. Returns similarities float32 (nq, k) and int64 (nq, k)
-    ids (``ids[position]`` if given, else database positions), best first, ties by lower position;
-    -1 (similarity -inf) where n < k. After the first database block only values above each row's
-    current k-th best are merged, so the cost is one GEMM plus one comparison per pair.
+
+def _reserve(index: faiss.Index, n: int) -> None:
+    """Allocate flat storage for ``n`` vectors once, so chunked adds never copy it to grow it.
+
+    IndexFlatCodes.add resizes its byte vector per call; sized up front (and shrunk by the first
+    add, which keeps the capacity) the chunks land in place: peak = final size, not up to 3x.
     """
-    q = np.asarray(queries, dtype=np.float64)
-    if q.ndim != 2 or np.ndim(database) != 2 or database.shape[1] != q.shape[1]:
-        raise ParameterError(f"queries {q.shape} and database {np.shape(database)} must be (n, d) with equal d")
-    if k < 1:
-        raise ParameterError(f"k must be a positive integer, got {k!r}")
-    out_sims = np.empty((len(q), k), dtype=np.float32)
-    out_pos = np.empty((len(q), k), dtype=np.int64)
-    for qs in range(0, len(q), query_batch):
-        qb = q[qs:qs + query_batch]
-        best_s = np.full((len(qb), k), -np.inf)  # unordered k best so far, -inf / -1 = none yet
-        best_p = np.full((len(qb), k), -1, dtype=np.int64)
-        for ds, de in _database_blocks(len(database), database_batch):
-            sims = qb @ np.asarray(database[ds:de], dtype=np.float64).T  # (batch, block)
-            mask = sims > best_s.min(axis=1, keepdims=True)  # could enter the top k
-            if mask.sum() > CANDIDATES_PER_ROW * k * len(qb):  # no useful threshold yet: pre-select
-                cols = np.argpartition(-sims, min(k, sims.shape[1]) - 1, axis=1)[:, :k]
-                rows = np.repeat(np.arange(len(qb)), cols.shape[1])
-                cols = cols.ravel()
-            else:
-                rows, cols = np.nonzero(mask)
-            best_s, best_p = _merge_top(best_s, best_p, rows, sims[rows, cols], cols + ds, k)
-        order = np.lexsort((best_p, -best_s), axis=-1)
-        out_sims[qs:qs + len(qb)] = np.take_along_axis(best_s, order, axis=1)
-        out_pos[qs:qs + len(qb)] = np.take_along_axis(best_p, order, axis=1)
-    if ids is not None:
-        mapped = np.asarray(ids, dtype=np.int64)[np.maximum(out_pos, 0)]
-        out_pos = np.where(out_pos >= 0, mapped, -1)
-    return out_sims, out_pos
+    storage = _inner(index)
+    if isinstance(storage, faiss.IndexHNSW):
+        storage = faiss.downcast_index(storage.storage)
+    if isinstance(storage, faiss.IndexFlatCodes) and storage.ntotal == 0 and n > 0:
+        storage.codes.resize(n * storage.code_size)
 
 
-def _database_blocks(n: int, block: int) -> list[tuple[int, int]]:
-    """[start, stop) blocks; the first is small so that a k-th-best threshold exists early."""
-    first = min(n, FIRST_BLOCK_ROWS, block)
-    return [(0, first)] + [(s, min(n, s + block)) for s in range(first, n, block)] if n else []
+def _chunks(vectors: RowSource, dim: int, chunk_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    for start in range(0, len(vectors), chunk_rows):
+        yield start, check_vectors(vectors[start:start + chunk_rows], dim)
 
 
-def _merge_top(best_s: np.ndarray, best_p: np.ndarray, rows: np.ndarray, sims: np.ndarray, pos: np.ndarray,
-               k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keep, per row, the k best of the current (m, k) entries and the new (row, sim, pos) candidates."""
-    m = len(best_s)
-    all_r = np.concatenate([np.repeat(np.arange(m), k), rows])
-    all_s = np.concatenate([best_s.ravel(), sims])
-    all_p = np.concatenate([best_p.ravel(), pos])
-    # rank within each row: similarity descending, then the real (lower) position before placeholders
-    order = np.lexsort((np.where(all_p < 0, np.iinfo(np.int64).max, all_p), -all_s, all_r))
-    starts = np.concatenate([[0], np.cumsum(k + np.bincount(rows, minlength=m))[:-1]])
-    take = order[starts[:, None] + np.arange(k)]
-    return all_s[take], all_p[take]
+def _fill_on_disk(index: faiss.IndexIVF, vectors: RowSource, ids: np.ndarray, data_path: Path, part_rows: int,
+                  chunk_rows: int, on_rows: Callable[[int], None] | None) -> None:
+    """Fill parts of ``part_rows`` rows in RAM, write each, merge their lists into ``data_path``."""
+    parts: list[Path] = []
+    try:
+        for first in range(0, len(ids), part_rows):
+            part = faiss.clone_index(index)
+            for start, chunk in _chunks(_Window(vectors, first, first + part_rows), index.d, chunk_rows):
+                part.add_with_ids(chunk, ids[first + start:first + start + len(chunk)])
+                if on_rows is not None:
+                    on_rows(len(chunk))
+            parts.append(data_path.with_name(f".{data_path.name}.part{len(parts)}.tmp-{os.getpid()}"))
+            faiss.write_index(part, str(parts[-1]))
+            del part
+        ondisk.merge_parts(index, parts, data_path)
+    finally:
+        for path in parts:
+            path.unlink(missing_ok=True)
+
+
+class _Window:
+    """Rows [first, stop) of a row source, as a row source."""
+
+    def __init__(self, source: RowSource, first: int, stop: int) -> None:
+        self.source, self.first, self.stop = source, first, min(stop, len(source))
+
+    def __len__(self) -> int:
+        return self.stop - self.first
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        start, stop, _ = key.indices(len(self))
+        return self.source[self.first + start:self.first + stop]
+
+
+def _inner(index: faiss.Index) -> faiss.Index:
+    return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+
+
+def _list_ids(ivf: faiss.IndexIVF) -> np.ndarray:
+    """int64 (ntotal,) ids stored in the inverted lists, list by list."""
+    lists = ivf.invlists
+    out = np.empty(ivf.ntotal, dtype=np.int64)
+    filled = 0
+    for list_no in range(ivf.nlist):
+        size = lists.list_size(list_no)
+        if size:
+            pointer = lists.get_ids(list_no)
+            out[filled:filled + size] = faiss.rev_swig_ptr(pointer, size)
+            lists.release_ids(list_no, pointer)
+            filled += size
+    return out[:filled]
 
 
 def _faiss_message(exc: RuntimeError) -> str:
@@ -295,14 +404,15 @@ def _faiss_message(exc: RuntimeError) -> str:
     return text.rsplit("failed: ", 1)[-1] if "failed: " in text else text
 
 
-def _training_sample(spec: IndexSpec, vectors: np.ndarray, seed: int) -> np.ndarray:
+def _training_sample(spec: IndexSpec, vectors: RowSource, seed: int) -> np.ndarray:
+    """float32 (m, d) rows drawn without replacement (sorted, for the shards' sake) to train IVF / PQ."""
     n = len(vectors)
-    want = max(TRAIN_POINTS_PER_CELL * (spec.nlist or 1), TRAIN_POINTS_PER_CODE * 2 ** (spec.pq_nbits or 8))
-    needed = max(spec.nlist or 1, 2 ** (spec.pq_nbits or 8))
+    needed = max(spec.nlist or 1, 2 ** (spec.pq_nbits or 8) if spec.index_type == "ivf-pq" else 1)
     if n < needed:
         raise ParameterError(f"{spec.factory_key} needs at least {needed} vectors to train, got {n}; "
                              "use --type flat or a smaller --nlist")
-    rows = np.sort(np.random.default_rng(seed).choice(n, size=min(n, want), replace=False))
+    size = max(needed, training_points(spec, n))
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
     return check_vectors(vectors[rows], spec.dim)
 
 
@@ -316,22 +426,25 @@ def _gpu_resources(spec: IndexSpec, device: int):
     if not 0 <= device < n_gpus:
         raise ParameterError(f"--gpu device {device} does not exist; faiss sees {n_gpus} GPU(s)")
     if spec.index_type not in GPU_INDEX_TYPES:
-        raise ParameterError(f"--gpu builds {' and '.join(GPU_INDEX_TYPES)} indexes; {spec.index_type!r} "
+        raise ParameterError(f"--gpu builds {', '.join(GPU_INDEX_TYPES)} indexes; {spec.index_type!r} "
                              "has no GPU builder in faiss, build it without --gpu")
     if spec.index_type == "ivf-pq" and spec.pq_nbits != 8:
         raise ParameterError(f"--gpu ivf-pq needs 8-bit codes, got pq_nbits={spec.pq_nbits} (too few vectors)")
     return faiss.StandardGpuResources()
 
 
-def _spec_of(index: faiss.IndexIDMap, path: Path) -> IndexSpec:
-    inner, d = faiss.downcast_index(index.index), int(index.d)
+def _spec_of(index: faiss.Index, path: Path) -> IndexSpec:
+    inner, d = _inner(index), int(index.d)
     if isinstance(inner, faiss.IndexFlat):
         return IndexSpec("flat", d)
     if isinstance(inner, faiss.IndexScalarQuantizer) and inner.sq.qtype == faiss.ScalarQuantizer.QT_fp16:
         return IndexSpec("flat-fp16", d)
+    on_disk = ondisk.is_on_disk(inner)
+    if isinstance(inner, faiss.IndexIVFFlat):
+        return IndexSpec("ivf-flat", d, nlist=int(inner.nlist), nprobe=int(inner.nprobe), on_disk=on_disk)
     if isinstance(inner, faiss.IndexIVFPQ):
         return IndexSpec("ivf-pq", d, nlist=int(inner.nlist), pq_m=int(inner.pq.M), pq_nbits=int(inner.pq.nbits),
-                         nprobe=int(inner.nprobe))
+                         nprobe=int(inner.nprobe), on_disk=on_disk)
     if isinstance(inner, faiss.IndexHNSWFlat):
         return IndexSpec("hnsw", d, hnsw_m=int(inner.hnsw.nb_neighbors(1)),
                          ef_construction=int(inner.hnsw.efConstruction), ef_search=int(inner.hnsw.efSearch))

@@ -1,8 +1,10 @@
-"""`singerid build-index`: the paper's reference matrix as an ID-mapped FAISS index.
+"""`singerid build-index`: the paper's reference matrix as a FAISS index answering with block ids.
 
-Reads the stored block embeddings (memory-mapped shards, in block-id order), builds the index
-whose ids are the store's block ids, writes it atomically under a fresh name, points the
-manifest at it and records the build in the store.
+Streams the stored block embeddings from the memory-mapped shards in block-id order, chunk by
+chunk (``ShardRows``): the back end is fitted in two passes, IVF quantisers train on a sample,
+vectors are added a chunk at a time, so RAM holds the index and one chunk, never all n x d
+floats. Writes the index atomically under a fresh name (with its ``.ivfdata`` lists when they
+live on disk), points the manifest at it and records the build in the store.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import numpy as np
 
 from singerid.config import IndexConfig
 from singerid.errors import ArtefactError
-from singerid.index.choice import spec_from_config
+from singerid.index.choice import IndexSpec, estimate_disk_bytes, estimate_index_bytes, part_rows, spec_from_config
 from singerid.index.files import ids_sha256
 from singerid.embedder.checkpoint import SIDECAR_FILE, read_card
 from singerid.index.backend import Backend, fit_backend
 from singerid.index.home import BACKEND_SUFFIX, Home, IndexEntry
+from singerid.index.ondisk import data_path_for
+from singerid.index.rows import ShardRows
 from singerid.index.shards import ShardSet
 from singerid.index.store_records import IndexBuildRecord
 from singerid.index.vectors import VectorIndex
@@ -48,14 +52,18 @@ class BuildSummary:
     unknown_threshold: float | None = None  # calibrated min mean similarity (None: too little data)
     unknown_eer: float | None = None
     backend: str = "none"
+    on_disk: bool = False  # inverted lists in the .ivfdata file beside ``path``
+    data_bytes: int = 0  # size of that file (0 when the lists are in the index file)
 
     def line(self) -> str:
         calibrated = ("" if self.unknown_threshold is None else
                       f"; unknown-singer threshold {self.unknown_threshold:.3f} (EER {self.unknown_eer:.1%})")
         projected = "" if self.backend == "none" else f" after {self.backend}"
-        return (f"built {self.index_type} index ({self.factory_key}) of {self.n_vectors:,} vectors{projected}, "
+        kind = f"{self.index_type} (on disk)" if self.on_disk else self.index_type
+        lists = f" + {self.data_bytes / 2**20:,.1f} MiB of lists on disk" if self.on_disk else ""
+        return (f"built {kind} index ({self.factory_key}) of {self.n_vectors:,} vectors{projected}, "
                 f"d={self.dim}, "
-                f"{self.size_bytes / 2**20:,.1f} MiB in {self.seconds:.1f} s{' on the GPU' if self.gpu else ''}"
+                f"{self.size_bytes / 2**20:,.1f} MiB{lists} in {self.seconds:.1f} s{' on the GPU' if self.gpu else ''}"
                 f"{calibrated}")
 
 
@@ -64,8 +72,10 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
     """Build and save the index of all stored blocks (or of ``splits`` only).
 
     ``progress`` (a ``singerid.progress`` mode or the old bool): one line per stage (read, back
-    end, index, calibration) unless "off". Raises ArtefactError when nothing is embedded yet, ParameterError for an index that does
-    not fit (or ``cfg.gpu`` without a GPU).
+    end, plan, adding, calibration) unless "off". ``cfg.index_type`` "auto" chooses by size and
+    ``cfg.memory_budget_bytes`` (singerid.index.choice.choose_index_key); on-disk lists are built
+    in parts that fit that budget. Raises ArtefactError when nothing is embedded yet,
+    ParameterError for an index that does not fit (or ``cfg.gpu`` without a GPU).
     """
     started = time.perf_counter()
     manifest = require_embedded(home, db_url)  # names the next step if nothing is; restores a lost manifest
@@ -83,19 +93,22 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
         if not np.array_equal(labels.ids, locations.ids):
             raise ArtefactError(f"the store in {home.root} changed while the index was being built; "
                                 "run build-index again once the other command has finished")
-        vectors = ShardSet(home.shards_dir, dim).gather(locations.shards, locations.rows)  # (n, d) float32
+        vectors = ShardRows(ShardSet(home.shards_dir, dim), locations.shards, locations.rows)  # lazy (n, d)
         stages.note(f"read {len(locations):,} vectors (d={dim}) of {len(np.unique(labels.singer_codes)):,} singers")
         home.create()
         backend_kind = _resolve_backend(home, manifest.model.kind, cfg.backend,
                                         n_singers=len(np.unique(labels.singer_codes)))
         backend, backend_file, backend_sha = _fit_backend(home, backend_kind, vectors, labels.singer_codes)
         if backend is not None:
-            vectors = backend.apply(vectors)  # (n, d_out) float32, unit rows
+            vectors = vectors.mapped(backend.apply, backend.dim_out)  # (n, d_out) float32 unit rows, per chunk
             stages.note(f"fitted the {backend_kind} back end (d={vectors.shape[1]})")
         spec = spec_from_config(cfg, n_vectors=len(locations), dim=vectors.shape[1])
-        log.info("building %s index of %d vectors (back end %s)", spec.index_type, len(locations), backend_kind)
-        index = VectorIndex.build(spec, vectors, locations.ids, gpu=cfg.gpu)
+        stages.note(_plan(spec, len(locations), cfg.memory_budget_bytes))
         path = home.new_index_path(spec.index_type)
+        with Progress("build-index add", total=len(locations), unit="vector", progress=progress) as adding:
+            index = VectorIndex.build(spec, vectors, locations.ids, gpu=cfg.gpu,
+                                      data_path=data_path_for(path) if spec.on_disk else None,
+                                      part_rows=part_rows(spec, cfg.memory_budget_bytes), on_rows=adding.update)
         sha = index.save(path)
         ids_hash = ids_sha256(locations.ids)
         entry = IndexEntry(file=path.name, sha256=sha, size_bytes=path.stat().st_size, spec=spec,
@@ -114,12 +127,21 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
         store.record_index(IndexBuildRecord(index_type=spec.index_type, params=spec.to_dict(), n_vectors=len(index),
                                             dim=spec.dim, model_sha256=manifest.model.sha256, file_name=path.name,
                                             file_sha256=sha, ids_sha256=ids_hash))
-        stages.close(f"{spec.index_type} index ({spec.factory_key}) of {len(index):,} vectors"
+        stages.close(f"{spec.label} index ({spec.factory_key}) of {len(index):,} vectors"
                      f"{' on the GPU' if cfg.gpu else ''}")
     return BuildSummary(backend=backend_kind, index_type=spec.index_type, factory_key=spec.factory_key,
-                        n_vectors=len(index), dim=spec.dim, path=path, size_bytes=entry.size_bytes, seconds=time.perf_counter() - started, gpu=cfg.gpu,
+                        n_vectors=len(index), dim=spec.dim, path=path, size_bytes=entry.size_bytes,
+                        seconds=time.perf_counter() - started, gpu=cfg.gpu,
                         unknown_threshold=calibration.min_similarity if calibration else None,
-                        unknown_eer=calibration.equal_error_rate if calibration else None)
+                        unknown_eer=calibration.equal_error_rate if calibration else None, on_disk=spec.on_disk,
+                        data_bytes=data_path_for(path).stat().st_size if spec.on_disk else 0)
+
+
+def _plan(spec: IndexSpec, n_vectors: int, budget_bytes: int) -> str:
+    """One line: what will be built and the memory it is estimated to take (before spending it)."""
+    disk = estimate_disk_bytes(spec, n_vectors)
+    return (f"building {spec.label} ({spec.factory_key}): about {estimate_index_bytes(spec, n_vectors) / 2**20:,.1f} "
+            f"MiB of RAM (budget {budget_bytes / 2**20:,.0f} MiB)" + (f", {disk / 2**20:,.1f} MiB on disk" if disk else ""))
 
 
 def _resolve_backend(home: Home, kind: str, requested: str, *, n_singers: int) -> str:

@@ -53,6 +53,8 @@ class QueryOptions:
     min_share: float | None = None  # below this winning vote share the answer is "unknown"
     reject_unknown: bool = False  # use the threshold calibrated by build-index when min_similarity is None
     batch_size: int = 64  # blocks per embedding batch (fastest on CPU: scripts/bench_embed.py)
+    nprobe: int | None = None  # IVF cells searched per block; None = the index's (set by build-index)
+    ef_search: int | None = None  # HNSW search breadth; None = the index's (set by build-index)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -63,6 +65,9 @@ class QueryOptions:
             raise ParameterError(f"min_share must lie in [0, 1], got {self.min_share}")
         if self.min_similarity is not None and not -1.0 <= self.min_similarity <= 1.0:
             raise ParameterError(f"min_similarity must lie in [-1, 1], got {self.min_similarity}")
+        for name in ("nprobe", "ef_search"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ParameterError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass(slots=True)
@@ -206,7 +211,7 @@ class QueryEngine:
             got.timings["audio"] += t1 - t0
             emb = self.project(self.embedder.embed(batch.blocks, batch_size=options.batch_size))  # (n, d') unit rows
             t2 = time.perf_counter()
-            sims, ids = self.index.search(emb, options.k)  # (n, k) each
+            sims, ids = self.index.search(emb, options.k, nprobe=options.nprobe, ef_search=options.ef_search)  # (n, k)
             t3 = time.perf_counter()
             got.labels.append(self.labels.singers_of(ids).astype(np.int64))
             got.sims.append(sims)
