@@ -129,3 +129,42 @@ def test_html_has_no_ablation_section_when_no_ablation_ran():
     results = EvaluationResults(datasets=(ablation_dataset({"voice-knn": {0: 16, 1: 18}}),))
     text = render_html(results, summarise(results))
     assert "Voice-AttCRNN-KNN (ours)" in text and ABLATION_SECTION not in text
+
+
+# --- polish: our numbers first, confusion grid, per-song links, labelled figures ------------------------
+
+def test_confusion_matrices_sit_in_a_grid_per_dataset(written):
+    text = written[1].html.read_text(encoding="utf-8")
+    for key, n in (("artist20", 5 + 1), ("synthetic", 9 + 1)):  # song level per method + attcrnn-knn block level
+        start = text.index(f"<h3>Confusion matrices — {key}</h3>")
+        grid = text[start:text.index("</div>", start)]
+        assert grid.count("<figure>") == n and '<div class="grid">' in grid
+        assert len(re.findall(r"<figcaption>[^<]*confusion matrix of", grid)) == n
+
+
+def test_per_song_links_point_at_the_written_csvs(written):
+    out, paths = written
+    text = paths.html.read_text(encoding="utf-8")
+    hrefs = re.findall(r'<a href="([^"]+)">', text)
+    assert hrefs and all((out / href).is_file() for href in hrefs)
+    assert "predictions/artist20/seed-21/attcrnn-knn.csv" in hrefs
+    assert "<h3>Per-song predictions — artist20</h3>" in text and "<td>✓</td>" in text
+    # the ablation methods stay out of the per-song table but keep their CSVs
+    assert "predictions/synthetic/seed-1/voice-no-remix-knn.csv" in hrefs
+    table = text[text.index("<h3>Per-song predictions — synthetic</h3>"):]
+    table = table[:table.index("</table>")]
+    assert "- shuffle-and-remix" not in table.split("<table>")[1]
+
+
+def test_timbre_map_is_labelled_as_test_blocks(written):
+    text = written[1].html.read_text(encoding="utf-8")
+    assert "synthetic: timbre map of singers — each point is one 1-s test block" in text
+
+
+def test_without_a_paper_dataset_the_page_leads_with_our_numbers():
+    results = EvaluationResults(datasets=(ablation_dataset({"voice-knn": {0: 16, 1: 18}}),))
+    text = render_html(results, summarise(results))
+    headings = re.findall(r"<h2>(.*?)</h2>", text)
+    assert headings[:4] == ["Song level — synthetic", "Block level — synthetic",
+                            "Do the deep models beat the simple baseline?", "How to read this"]
+    assert "Table 1" not in "".join(headings) and "A20" not in text

@@ -160,10 +160,67 @@ def test_a_song_split_on_artist20_is_named_in_the_notes_and_captions():
 
 def test_without_artist20_the_notes_do_not_claim_an_artist20_split():
     ds = dataset("synthetic", ARTIST20[:4], (0,), methods=("attcrnn",))
-    results = EvaluationResults(datasets=(ds,))
+    singer32 = dataset("singer32", ARTIST20[:4], (0,), methods=("attcrnn",), split_rule="8:1:1 per singer")
+    results = EvaluationResults(datasets=(ds, singer32))
     md = render_markdown(results, summarise(results))
     assert "artist20 was not run here" in md and "Ours use the album split" not in md
     assert "- synthetic: no mfcc-logreg baseline was run" in md
+
+
+def test_without_a_paper_dataset_the_paper_tables_go_and_our_numbers_lead():
+    ds = dataset("synthetic", ARTIST20[:4], (0, 1), methods=("attcrnn", "attcrnn-knn", "mfcc-logreg"))
+    results = EvaluationResults(datasets=(ds,))
+    md = render_markdown(results, summarise(results))
+    assert "## Table 1" not in md and "## Table 2" not in md and "A20" not in md and "| paper |" not in md
+    titles = re.findall(r"^## (.*)$", md, flags=re.M)
+    assert titles[:4] == ["Song level — synthetic", "Block level — synthetic",
+                          "Do the deep models beat the simple baseline?", "How to read this"]
+    rows = _rows(_section(md, "## Song level — synthetic"))
+    a = summarise(results)[0].method("attcrnn").song.accuracy
+    assert rows[("Attention-CRNN", "ours")][0] == fmt(a) and ("MFCC + LogReg †", "ours") in rows
+    notes = _section(md, "## How to read this")
+    assert "No paper dataset (artist20, singer32, singer60) ran, so the paper's Table 1 is not shown" in notes
+    assert "artist20" not in notes.replace("(artist20, singer32, singer60)", "")  # no paper comparisons
+
+
+def test_with_a_paper_dataset_table1_still_comes_first():
+    titles = re.findall(r"^## (.*)$", render_markdown(r := multi_dataset_results(), summarise(r)), flags=re.M)
+    assert titles[:6] == ["Failed datasets", "Table 1 — song level, paper datasets (A20 / S32 / S60)",
+                          "Table 1b — song level, other datasets (synthetic)",
+                          "Table 2 — block level, paper datasets (A20 / S32 / S60)",
+                          "Table 2b — block level, other datasets (synthetic)",
+                          "Do the deep models beat the simple baseline?"]
+
+
+def test_per_song_table_shows_the_songs_most_methods_got_wrong_with_links_to_the_csvs(md, results):
+    section = _section(md, "## Per-song predictions")
+    a20 = section[section.index("### Per-song predictions — artist20"):section.index("### Per-song predictions — synthetic")]
+    assert "- seed 21: [CRNN](predictions/artist20/seed-21/crnn.csv) · [Attention-CRNN](" in a20
+    assert "[MFCC + LogReg](predictions/artist20/seed-42/mfcc-logreg.csv)" in a20
+    assert "*artist20, song level: 50 of 180 test songs (over seeds 0, 21, 42), those most methods got wrong first" in a20
+    header = next(line for line in a20.splitlines() if line.startswith("| Seed"))
+    assert header == ("| Seed | Song | True singer | Wrong | Predicted CRNN | Predicted Attention-CRNN | "
+                      "Predicted Attention-CRNN-KNN | Predicted CRNN-KNN | Predicted MFCC + LogReg |")
+    body = [[c.strip() for c in line.strip("|").split(" | ")] for line in a20.splitlines()
+            if line.startswith("| ") and not line.startswith(("| Seed", "| ---"))]
+    assert len(body) == 50
+    wrong = [int(row[3]) for row in body]
+    assert wrong == sorted(wrong, reverse=True) and wrong[0] >= 1
+    ds = results.dataset("artist20")
+    seed, song = int(body[0][0]), body[0][1]
+    for method, cell in zip(("crnn", "attcrnn", "attcrnn-knn", "crnn-knn", "mfcc-logreg"), body[0][4:]):
+        run = next(r for r in ds.runs_of(method) if r.seed == seed)
+        i = run.songs.song_ids.index(song)
+        truth, pred = run.song.y_true[i], run.song.y_pred[i]
+        assert body[0][2] == truth and cell == ("✓" if pred == truth else pred)
+    assert sum(cell != "✓" for cell in body[0][4:]) == wrong[0]
+    synthetic = section[section.index("### Per-song predictions — synthetic"):]
+    assert "Voice-AttCRNN-KNN (ours)" in synthetic and "- separation" not in synthetic.split("| Seed")[1]
+
+
+def test_accuracy_vs_k_caption_gives_the_sample_sizes(md):
+    k = _section(md, "## Accuracy vs K")
+    assert "(paper §3.1), seeds 0, 21, 42; n = 60 test songs / 480 test blocks per seed.*" in k
 
 
 # --- our voice embedder: extra rows, the ablation table, the verdict against MFCC and GE2E ------------------

@@ -1,7 +1,8 @@
 """The report's figures as PNG bytes (matplotlib, Agg canvas, no pyplot global state).
 
-Confusion matrices (paper Fig. 3), accuracy vs K, per-singer F1 bars, and the 2-D timbre
-map of singers (t-SNE of block embeddings, paper Fig. 2). Each function returns PNG bytes.
+Confusion matrices (paper Fig. 3), accuracy vs K (legend beside the plot, test songs and
+blocks per seed in it), per-singer F1 bars, and the 2-D timbre map of singers (t-SNE of test
+block embeddings, paper Fig. 2; every point a block). Each function returns PNG bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from singerid.evaluation.results import ABLATION_METHODS, K_VALUES, KNN_METHODS, TimbreSample
 from singerid.evaluation.summary import DatasetSummary
-from singerid.evaluation.tables import METHOD_LABELS
+from singerid.evaluation.tables import METHOD_LABELS, count_range
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +86,16 @@ def confusion_png(matrix: np.ndarray, labels: Sequence[str], *, title: str) -> b
 
 
 def accuracy_vs_k_png(s: DatasetSummary) -> bytes | None:
-    """Song (solid) and block (dashed) accuracy of each KNN method vs K, ± std; None if no data."""
+    """Song (solid) and block (dashed) accuracy of each KNN method vs K, ± std; None if no data.
+
+    The legend sits beside the axes (never over a curve) and gives each curve's sample size:
+    test songs or blocks per seed (a range when seeds differ).
+    """
     methods = [m for m in (s.method(k) for k in KNN_METHODS if k not in ABLATION_METHODS)
                if m is not None and m.accuracy_vs_k]
     if not methods:
         return None
-    fig = _figure(7.0, 4.2)
+    fig = _figure(10.0, 4.2)
     ax = fig.add_subplot()
     for m in methods:
         ks = np.array([p.k for p in m.accuracy_vs_k])
@@ -98,7 +103,10 @@ def accuracy_vs_k_png(s: DatasetSummary) -> bytes | None:
             mean = np.array([getattr(p, level).mean for p in m.accuracy_vs_k])
             std = np.array([getattr(p, level).std for p in m.accuracy_vs_k])
             colour = METHOD_COLOURS.get(m.method, OTHER_COLOUR)
-            ax.plot(ks, mean, style, color=colour, markersize=4, label=f"{METHOD_LABELS[m.method]}, {level}")
+            items = m.song if level == "song" else m.block
+            n = count_range([count for _, count in items.n_items]) if items is not None else "?"
+            ax.plot(ks, mean, style, color=colour, markersize=4,
+                    label=f"{METHOD_LABELS[m.method]}, {level} (n = {n} {level}s)")
             ax.fill_between(ks, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
     ax.axvline(11, color="black", linestyle=":", linewidth=1)
     ax.text(11, 0.98, " K = 11 (paper)", fontsize=8, va="top")
@@ -108,9 +116,10 @@ def accuracy_vs_k_png(s: DatasetSummary) -> bytes | None:
     ax.set_ylim(0.0, 1.0)
     ax.set_xlabel("K (nearest reference blocks per query block)")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"{s.key}: accuracy vs K ({s.result.split_rule})", fontsize=10)
+    ax.set_title(f"{s.key}: accuracy vs K, mean ± std over {len(s.result.seeds)} seed(s)\n{s.result.split_rule}",
+                 fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    fig.legend(fontsize=8, loc="outside right upper", title="n = test items per seed", title_fontsize=8)
     return _png(fig)
 
 
@@ -157,7 +166,8 @@ def sample_timbre(sample: TimbreSample) -> tuple[np.ndarray, np.ndarray]:
 
 
 def timbre_map_png(sample: TimbreSample) -> bytes:
-    """t-SNE of block embeddings, one colour per singer, singer names at their centroids."""
+    """t-SNE of block embeddings: every point one block (of the test songs, as ``evaluate`` gives
+    them), one colour per singer, singer names at their medians; a legend says what a point is."""
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
@@ -172,9 +182,11 @@ def timbre_map_png(sample: TimbreSample) -> bytes:
     fig = _figure(side, side - 1.0)
     ax = fig.add_subplot()
     centroids = []
+    point_size = 28.0 if len(emb) <= 500 else (16.0 if len(emb) <= 1500 else 10.0)  # visible, not a blur
     for name, (colour, marker) in zip(names, styles):
         pts = xy[singers == name]
-        ax.scatter(pts[:, 0], pts[:, 1], s=10, c=colour, marker=marker, alpha=0.6, linewidths=0)
+        ax.scatter(pts[:, 0], pts[:, 1], s=point_size, c=colour, marker=marker, alpha=0.8, linewidths=0.3,
+                   edgecolors="white")
         centroids.append(np.median(pts, axis=0))
     centroids = np.array(centroids)
     span = float(np.ptp(xy, axis=0).max()) or 1.0
@@ -187,8 +199,16 @@ def timbre_map_png(sample: TimbreSample) -> bytes:
                 bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": colour, "alpha": 0.8})
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"{sample.dataset}: timbre map of singers (t-SNE of {len(emb):,} {sample.method} block "
-                 f"embeddings, seed {sample.seed})", fontsize=10)
+    from matplotlib.lines import Line2D
+
+    songs = f" of {sample.n_songs:,} {sample.split} songs" if sample.n_songs else ""
+    what = [Line2D([], [], linestyle="", marker="o", markersize=5, color="#888888",
+                   label=f"one 1-s {sample.split} block ({len(emb):,} blocks{songs}), coloured by its true singer"),
+            Line2D([], [], linestyle="", marker="o", markersize=7, color="#888888", markeredgecolor="black",
+                   label="a singer's median block, with its name")]
+    ax.legend(handles=what, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2, frameon=False)
+    ax.set_title(f"{sample.dataset}: timbre map of singers — t-SNE of {len(emb):,} {sample.split} blocks "
+                 f"({sample.method} embeddings, seed {sample.seed})", fontsize=10)
     return _png(fig)
 
 

@@ -1,6 +1,7 @@
-"""report.html: one self-contained page (inline CSS, figures as base64 PNG, no links, no
-scripts) with the tables of report.md (the ablation included) and the figures: confusion
-matrices, accuracy vs K, per-singer F1 and the timbre map of singers."""
+"""report.html: one self-contained page (inline CSS, figures as base64 PNG, no scripts; the only
+links are to the predictions.csv files beside it) with the tables of report.md (this run's
+numbers first, the ablation included) and the figures: confusion matrices in a grid, accuracy
+vs K (with its sample sizes), per-singer F1 and the timbre map of the test blocks."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from singerid.evaluation.report_md import ABLATION_SECTION, ablation_tables, mai
 from singerid.evaluation.results import ABLATION_METHODS, EvaluationResults, TimbreSample
 from singerid.evaluation.summary import DatasetSummary
 from singerid.evaluation.tables import (METHOD_LABELS, Table, accuracy_vs_k_table, counts_table,
-                                        per_singer_table, timings_table)
+                                        per_singer_table, per_song_table, prediction_links, timings_table)
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,11 @@ tr.paper td { background: #f7f7f7; color: #555; font-style: italic; }
 tr.extra td { background: #fffbea; }
 caption { caption-side: top; text-align: left; font-size: 0.9em; color: #444; padding-bottom: 0.3em; }
 figure { margin: 1em 0; } img { max-width: 100%; height: auto; border: 1px solid #eee; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(380px, 1fr)); gap: 0 1em; }
+.grid figure { margin: 0.5em 0; } figcaption { font-size: 0.85em; color: #444; }
 .error { color: #a00; font-weight: bold; }
 .scroll { overflow-x: auto; }
+.links { font-size: 0.85em; } .links a { margin-right: 0.6em; }
 """
 
 
@@ -42,15 +46,15 @@ def render_html(results: EvaluationResults, summaries: tuple[DatasetSummary, ...
              "<title>singerid evaluation report</title>", f"<style>{CSS}</style></head><body>",
              "<h1>singerid evaluation report</h1>",
              f"<p>Generated {e(results.generated_at)}. Datasets: "
-             + ", ".join(f"<b>{e(s.key)}</b> ({e(s.result.split_rule)})" for s in summaries) + ".</p>",
-             "<h2>How to read this</h2>", _list(reading_notes(summaries)),
-             "<h2>Do the deep models beat the simple baseline?</h2>",
-             _list(baseline_verdicts(summaries) or ("No deep model was run.",))]
+             + ", ".join(f"<b>{e(s.key)}</b> ({e(s.result.split_rule)})" for s in summaries) + ".</p>"]
     failures = failure_notes(summaries)
     if failures:
         parts += ["<h2>Failed datasets</h2>", _list(failures, css="error")]
     for table in main_tables(summaries):
         parts += [f"<h2>{e(table.title)}</h2>", html_table(table)]
+    parts += ["<h2>Do the deep models beat the simple baseline?</h2>",
+              _list(baseline_verdicts(summaries) or ("No deep model was run.",)),
+              "<h2>How to read this</h2>", _list(reading_notes(summaries))]
     ablations = ablation_tables(summaries)
     if ablations:
         parts.append(f"<h2>{e(ABLATION_SECTION)}</h2>")
@@ -84,15 +88,18 @@ def _dataset_section(s: DatasetSummary, samples: list[TimbreSample]) -> list[str
     if s.result.error:
         out.append(f'<p class="error">Dataset failed: {e(s.result.error)}</p>')
     singers = s.result.singers
+    grid = []
     for m in (m for m in s.methods if m.method not in ABLATION_METHODS):  # those have their own table
         name = METHOD_LABELS[m.method]
-        out.append(_figure(figures.confusion_png(m.confusion_song, singers,
-                                                 title=f"{s.key}, {name}: song-level confusion (seeds summed)"),
-                           f"{s.key}: song-level confusion matrix of {name}, rows = true singer"))
+        grid.append(_figure(figures.confusion_png(m.confusion_song, singers,
+                                                  title=f"{s.key}, {name}: song-level confusion (seeds summed)"),
+                            f"{s.key}: song-level confusion matrix of {name}, rows = true singer"))
         if m.method == "attcrnn-knn" and m.confusion_block is not None:
-            out.append(_figure(figures.confusion_png(m.confusion_block, singers,
-                                                     title=f"{s.key}, {name}: block-level confusion (cf. paper Fig. 3)"),
-                               f"{s.key}: block-level confusion matrix of {name}, as the paper's Fig. 3"))
+            grid.append(_figure(figures.confusion_png(m.confusion_block, singers,
+                                                      title=f"{s.key}, {name}: block-level confusion (cf. paper Fig. 3)"),
+                                f"{s.key}: block-level confusion matrix of {name}, as the paper's Fig. 3"))
+    if grid:
+        out += [f"<h3>Confusion matrices — {e(s.key)}</h3>", '<div class="grid">', *grid, "</div>"]
     k_png = figures.accuracy_vs_k_png(s)
     if k_png is not None:
         out.append(_figure(k_png, f"{s.key}: accuracy vs K"))
@@ -102,13 +109,28 @@ def _dataset_section(s: DatasetSummary, samples: list[TimbreSample]) -> list[str
     f1_png = figures.per_singer_f1_png(s, "song")
     if f1_png is not None:
         out.append(_figure(f1_png, f"{s.key}: per-singer F1, song level"))
-    for table in (per_singer_table(s, "song"), counts_table(s), timings_table(s)):
+    table = per_singer_table(s, "song")
+    if table is not None:
+        out += [f"<h3>{e(table.title)}</h3>", html_table(table)]
+    songs = per_song_table(s)
+    if songs is not None:
+        out += [f"<h3>{e(songs.title)}</h3>", _links(prediction_links(s)), html_table(songs)]
+    for table in (counts_table(s), timings_table(s)):
         if table is not None:
             out += [f"<h3>{e(table.title)}</h3>", html_table(table)]
     for sample in samples:
         out.append(_figure(figures.timbre_map_png(sample),
-                           f"{s.key}: timbre map of singers (t-SNE of {sample.method} block embeddings, cf. paper Fig. 2)"))
+                           f"{s.key}: timbre map of singers — each point is one 1-s {sample.split} block (t-SNE of "
+                           f"{sample.method} block embeddings, cf. paper Fig. 2)"))
     return out
+
+
+def _links(links) -> str:
+    """One line per seed of links to the runs' predictions.csv files (relative to the report)."""
+    e = html.escape
+    rows = [f"seed {seed}: " + "".join(f'<a href="{e(path)}">{e(label)}</a>' for label, path in pairs)
+            for seed, pairs in links]
+    return ('<p class="links">Predictions (CSV, one row per test song): ' + "<br>".join(rows) + "</p>") if rows else ""
 
 
 def _figure(png: bytes, caption: str) -> str:
