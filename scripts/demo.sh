@@ -34,7 +34,7 @@ singerid synth-corpus "$OUT/corpus" --singers "$SINGERS" --albums "$ALBUMS" --so
     --seconds "$SECONDS_PER_SONG" --seed 0 --stems
 
 step "2/4 evaluate: train, embed, index, classify (album split, seeds $SEEDS)"
-singerid evaluate --dataset "synthetic=$OUT/corpus" --seeds "$SEEDS" --epochs "$EPOCHS" --patience "$PATIENCE" \
+singerid evaluate --data "synthetic=$OUT/corpus" --seeds "$SEEDS" --epochs "$EPOCHS" --patience "$PATIENCE" \
     --batch-size "$BATCH" --lr "$LR" --precision "$PRECISION" ${THREADS:+--threads "$THREADS"} --out "$OUT/eval"
 
 first_seed=${SEEDS%%,*}

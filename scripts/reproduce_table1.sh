@@ -41,7 +41,7 @@ fi
 datasets=()
 for name in artist20 singer32 singer60; do
     if [[ -d "$data_root/$name" ]]; then
-        datasets+=(--dataset "$name=$data_root/$name")
+        datasets+=(--data "$name=$data_root/$name")
         echo "found $name: $data_root/$name"
     fi
 done
