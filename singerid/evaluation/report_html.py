@@ -14,9 +14,10 @@ from singerid.evaluation import figures
 from singerid.evaluation.notes import baseline_verdicts, failure_notes, reading_notes
 from singerid.evaluation.report_md import ABLATION_SECTION, ablation_tables, main_tables
 from singerid.evaluation.results import ABLATION_METHODS, EvaluationResults, TimbreSample
+from singerid.evaluation.songs import per_song_table, prediction_links
 from singerid.evaluation.summary import DatasetSummary
 from singerid.evaluation.tables import (METHOD_LABELS, Table, accuracy_vs_k_table, counts_table,
-                                        per_singer_table, per_song_table, prediction_links, timings_table)
+                                        per_singer_table, timings_table)
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from singerid.evaluation.notes import baseline_verdicts, failure_notes, paper_dataset_ran, reading_notes
 from singerid.evaluation.results import PAPER_DATASETS, EvaluationResults
+from singerid.evaluation.songs import per_song_table, prediction_links
 from singerid.evaluation.summary import DatasetSummary
 from singerid.evaluation.tables import (Table, ablation_table, accuracy_vs_k_table, counts_table, metric_table,
-                                        per_singer_table, per_song_table, prediction_links, timings_table)
+                                        per_singer_table, timings_table)
 
 ABLATION_SECTION = "Ablation: one lever of Voice-AttCRNN-KNN flipped"
 PER_SONG_SECTION = "Per-song predictions"

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from singerid.evaluation.metrics import Aggregate
 from singerid.evaluation.paper import (DATASET_ABBREVIATIONS, FIG3_BLOCK_ACCURACY_A20, PAPER_LEVEL,
                                        TABLE1, published_row)
-from singerid.evaluation.predictions import predictions_path
 from singerid.evaluation.results import ABLATION_METHODS, K_VALUES, KNN_METHODS, METHODS, PAPER_DATASETS
 from singerid.evaluation.summary import ABLATION_REFERENCE, METRICS, DatasetSummary, ablation_rows
 
@@ -41,8 +40,6 @@ FULL_CONFIGURATION_LABEL = "Voice-AttCRNN-KNN (all levers)"  # first row of the 
 METRIC_LABELS: dict[str, str] = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "f1": "F1"}
 LEVEL_LABELS: dict[str, str] = {"song": "song level (majority vote of 1-s blocks)",
                                 "block": "block level (1-s blocks of 32 frames)"}
-MAX_SONG_ROWS = 50  # ours: songs shown per dataset in the per-song table (all are in predictions.csv)
-RIGHT = "✓"  # per-song table: the method named the true singer
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,53 +220,6 @@ def count_range(values: list[int]) -> str:
         return DASH
     lo, hi = min(values), max(values)
     return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
-
-
-def per_song_table(s: DatasetSummary, max_rows: int = MAX_SONG_ROWS) -> Table | None:
-    """Each test song of each seed with every method's answer (✓ = right, else the singer it named),
-    songs most methods got wrong first, at most ``max_rows``; None when no run knows its songs.
-
-    The ablation methods are left out (their table compares them); predictions.csv has everything.
-    """
-    ds = s.result
-    methods = [m for m in ds.methods if m not in ABLATION_METHODS and any(r.songs for r in ds.runs_of(m))]
-    if not methods:
-        return None
-    answers: dict[tuple[int, str], dict[str, str]] = {}  # (seed, song) -> {method: cell}
-    truth: dict[tuple[int, str], str] = {}
-    for method in methods:
-        for run in ds.runs_of(method):
-            if run.songs is None:
-                continue
-            for song, true, pred in zip(run.songs.song_ids, run.song.y_true.tolist(), run.song.y_pred.tolist()):
-                truth[(run.seed, song)] = true
-                answers.setdefault((run.seed, song), {})[method] = RIGHT if pred == true else pred
-    order = {seed: i for i, seed in enumerate(ds.seeds)}
-    wrong = {key: sum(cell != RIGHT for cell in cells.values()) for key, cells in answers.items()}
-    keys = sorted(answers, key=lambda key: (-wrong[key], order[key[0]], key[1]))
-    rows = tuple((str(seed), song, truth[(seed, song)], str(wrong[(seed, song)]),
-                  *(answers[(seed, song)].get(m, DASH) for m in methods)) for seed, song in keys[:max_rows])
-    shown = f"all {len(keys)}" if len(keys) <= max_rows else f"{max_rows} of {len(keys)}"
-    caption = (f"{s.key}, song level: {shown} test songs (over seeds {_seeds(s)}), those most methods got wrong "
-               f"first; {RIGHT} = right, otherwise the singer the method named; {DASH} = the method left the song "
-               f"out. Every song of every run, with its vote share and similarity, is in "
-               f"predictions/{s.key}/seed-<seed>/<method>.csv (linked above the table).")
-    return Table(title=f"Per-song predictions — {s.key}", caption=caption,
-                 groups=(("", 4), ("Predicted", len(methods))),
-                 columns=("Seed", "Song", "True singer", "Wrong", *(METHOD_LABELS[m] for m in methods)),
-                 rows=rows, kinds=("ours",) * len(rows))
-
-
-def prediction_links(s: DatasetSummary) -> tuple[tuple[int, tuple[tuple[str, str], ...]], ...]:
-    """Per seed, (method label, predictions.csv path relative to the report) of every run that wrote one."""
-    ds = s.result
-    out = []
-    for seed in ds.seeds:
-        links = tuple((METHOD_LABELS[m], predictions_path(s.key, seed, m)) for m in ds.methods
-                      for run in ds.runs_of(m) if run.seed == seed and run.songs is not None)
-        if links:
-            out.append((seed, links))
-    return tuple(out)
 
 
 def counts_table(s: DatasetSummary) -> Table | None:
