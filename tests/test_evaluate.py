@@ -416,3 +416,14 @@ def test_ablation_methods_are_recipes_that_flip_one_lever():
     paper = {"input": "mix", "remix": False, "gain_tilt": False, "album_adversary": 0.0, "head": "softmax",
              "backend": "none"}
     assert RECIPES["crnn"].levers() == RECIPES["attcrnn"].levers() == paper  # the paper's rows stay faithful
+
+
+def test_cuda_without_a_gpu_is_refused_before_anything_runs(corpus, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the refusal is for machines without it")
+    code, stdout, stderr = run_cli(capsys, "evaluate", "--data", f"synthetic={corpus}", "--device", "cuda",
+                                   *FAST, "--out", tmp_path / "out")
+    assert code == 2 and stdout == "" and not (tmp_path / "out").exists()
+    assert stderr.startswith("Error: device 'cuda' requested but CUDA is not available")

@@ -29,7 +29,7 @@ def test_separated_vocals_beat_the_mix_on_unseen_albums(tmp_path: Path) -> None:
     generate_corpus(corpus, SPEC, workers=2)
     out = tmp_path / "eval"
     result = CliRunner().invoke(cli, [
-        "evaluate", "--dataset", f"synthetic={corpus}", "--methods", "voice-knn,voice-no-separation-knn",
+        "evaluate", "--data", f"synthetic={corpus}", "--methods", "voice-knn,voice-no-separation-knn",
         "--seeds", SEEDS, "--epochs", "12", "--patience", "12", "--precision", "bf16", "--threads", "2",
         "--workers", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output
