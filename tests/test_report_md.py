@@ -178,6 +178,7 @@ def test_without_a_paper_dataset_the_paper_tables_go_and_our_numbers_lead():
     rows = _rows(_section(md, "## Song level — synthetic"))
     a = summarise(results)[0].method("attcrnn").song.accuracy
     assert rows[("Attention-CRNN", "ours")][0] == fmt(a) and ("MFCC + LogReg †", "ours") in rows
+    assert [label for label, _ in rows] == ["Attention-CRNN", "Attention-CRNN-KNN", "MFCC + LogReg †"]  # ran only
     notes = _section(md, "## How to read this")
     assert "No paper dataset (artist20, singer32, singer60) ran, so the paper's Table 1 is not shown" in notes
     assert "artist20" not in notes.replace("(artist20, singer32, singer60)", "")  # no paper comparisons

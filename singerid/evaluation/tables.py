@@ -84,9 +84,9 @@ def metric_table(summaries: tuple[DatasetSummary, ...], level: str, *,
     """Table-1 layout: rows = methods, column groups Accuracy / Precision / Recall / F1 x datasets.
 
     With ``datasets == PAPER_DATASETS`` the paper's published rows sit beside ours (song
-    level: Table 1; block level: the Fig. 3 accuracy). Our rows of the paper's methods are
-    always shown; an extra row (†) only for a method that ran on one of ``datasets``; the
-    ablation methods never (they have ``ablation_table``).
+    level: Table 1; block level: the Fig. 3 accuracy) and our rows of the paper's methods are
+    always shown; elsewhere, and for an extra row (†), only a method that ran on one of
+    ``datasets`` has a row; the ablation methods never (they have ``ablation_table``).
     """
     by_key = {s.key: s for s in summaries}
     with_paper = datasets == PAPER_DATASETS
@@ -114,15 +114,16 @@ def metric_table(summaries: tuple[DatasetSummary, ...], level: str, *,
         for row in TABLE1:
             if row.method is None:
                 paper(row.label, [row.value(mt, k) for mt in METRICS for k in datasets])
+    ran = {m.method for key in datasets if key in by_key for m in by_key[key].methods}
     for method in PAPER_METHODS:
-        ours(method, "ours")
+        if with_paper or method in ran:  # beside the paper's rows always; in the user's own tables only if run
+            ours(method, "ours")
         if with_paper and level == PAPER_LEVEL and (row := published_row(method)) is not None:
             paper(row.label, [row.value(mt, k) for mt in METRICS for k in datasets])
         if with_paper and level == "block" and method == "attcrnn-knn":
             paper("Attention-CRNN-KNN (Fig. 3)",
                   [FIG3_BLOCK_ACCURACY_A20 if (mt, k) == ("accuracy", "artist20") else None
                    for mt in METRICS for k in datasets])
-    ran = {m.method for key in datasets if key in by_key for m in by_key[key].methods}
     for method in METHODS:  # extra rows only for methods that ran on these datasets: no all-dash rows
         if method not in PAPER_METHODS and method not in ABLATION_METHODS and method in ran:
             ours(method, "extra")

@@ -252,13 +252,12 @@ def _search(ds: Dataset, home: Home, embedder: Embedder, embeddings: np.ndarray,
     The reference blocks come from the feature cache training filled (no song is separated twice).
     """
     name = home.root.name
-    with timer.stage(f"embed train {name}") as stage:
+    with timer.stage(f"embed train {name}"):
         cache = FeatureCache.for_input(features_dir, cfg.feature, embedder.front_end_config)
         summary = embed_tracks(home, ds.select("train"), model_kind=embedder.model_config.kind, embedder=embedder,
                                batch_size=cfg.batch_size, progress=progress, features=cache,
-                               label=f"embed train {name}")
+                               label=f"embed train {name}")  # its own line says songs and blocks
         log.info("%s: %s", home.root, summary.line())
-        stage.extra.append(summary.line())
     with timer.stage(f"index {name} ({backend})"):
         built = build_index(home, cfg=dataclasses.replace(cfg.index, backend=backend), splits=("train",),
                             progress=progress)
