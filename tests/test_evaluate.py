@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -193,6 +194,7 @@ def test_rerun_with_the_same_out_reports_the_original_training_time(evaluated, c
     first_train = [t for t in first["stages"] if t["stage"].startswith("train ")]
     assert not any(t["reused"] for t in first_train)  # the first run trained them, in wall time
     assert timings["total_seconds"] == pytest.approx(sum(t["seconds"] for t in timings["stages"] if not t["reused"]))
+    assert re.search(r"\| train attcrnn \| – \| \d+\.\d\* \| 0\.0 \|", (out / "report.md").read_text())
 
 
 def test_json_prints_a_summary_and_reuse_home_models_are_copied(evaluated, corpus, tmp_path, capsys):

@@ -355,3 +355,18 @@ def test_the_voice_verdict_says_when_a_rival_was_not_run():
     assert "- synthetic: no mfcc-logreg baseline was run" in md
     assert ("seeds 0, 1): Voice-AttCRNN-KNN (ours) does NOT beat GE2E-KNN (0.85 vs 0.90, within one std over seeds); "
             "MFCC + LogReg was not run, so not compared.") in md
+
+
+def test_reused_training_shows_its_original_time_marked_and_out_of_the_totals():
+    from singerid.evaluation import DatasetResult, StageTiming
+    from singerid.evaluation.tables import timings_table
+
+    ds = dataset("synthetic", ARTIST20[:3], (0, 1), methods=("attcrnn",))
+    ds = DatasetResult(key=ds.key, split_rule=ds.split_rule, seeds=ds.seeds, singers=ds.singers, runs=ds.runs,
+                       timings=(StageTiming("train attcrnn", 812.5, 0, reused=True), StageTiming("train attcrnn", 40.0, 1),
+                                StageTiming("search", 0.5, 0), StageTiming("search", 0.25, 1)))
+    table = timings_table(summarise_dataset(ds))
+    assert table.rows == (("train attcrnn", "812.5*", "40.0", "40.0"), ("search", "0.5", "0.2", "0.8"),
+                          ("total", "0.5", "40.2", "40.8"))
+    assert table.caption.endswith("* = reused: a model an earlier run trained (found in OUT or copied from "
+                                  "--reuse-home); its original training time, not counted in the totals.")

@@ -17,6 +17,7 @@ from singerid.evaluation.summary import ABLATION_REFERENCE, METRICS, DatasetSumm
 
 DASH = "–"  # not run
 NA = "n/a"  # no such level for this method
+REUSED_MARK = "*"  # timings: a stage an earlier run did (its time then, not spent now)
 METHOD_LABELS: dict[str, str] = {
     "crnn": "CRNN",
     "attcrnn": "Attention-CRNN",
@@ -243,20 +244,32 @@ def counts_table(s: DatasetSummary) -> Table | None:
 
 
 def timings_table(s: DatasetSummary) -> Table | None:
-    """Seconds per stage and seed (stages shared by all seeds under "all"), or None."""
+    """Seconds per stage and seed (stages shared by all seeds under "all"), or None.
+
+    A stage an earlier run did (a reused model) shows that run's time with a "*" and is left
+    out of the totals, which are the time this run spent.
+    """
     ds = s.result
     if not ds.timings:
         return None
     stages = list(dict.fromkeys(t.stage for t in ds.timings))
     cols = [seed for seed in (None, *ds.seeds) if any(t.seed == seed for t in ds.timings)]
+    spent = [t for t in ds.timings if not t.reused]
     rows = []
     for stage in stages:
-        cells = [sum(t.seconds for t in ds.timings if t.stage == stage and t.seed == c) for c in cols]
-        present = [any(t.stage == stage and t.seed == c for t in ds.timings) for c in cols]
-        rows.append((stage, *(f"{v:.1f}" if p else DASH for v, p in zip(cells, present)), f"{sum(cells):.1f}"))
-    total = sum(t.seconds for t in ds.timings)
-    rows.append(("total", *(f"{sum(t.seconds for t in ds.timings if t.seed == c):.1f}" for c in cols), f"{total:.1f}"))
-    return Table(title=f"Timings — {ds.key}", caption=f"{ds.key}: wall-clock seconds per stage and seed.",
+        cells = []
+        for c in cols:
+            here = [t for t in ds.timings if t.stage == stage and t.seed == c]
+            reused = bool(here) and all(t.reused for t in here)
+            cells.append(DASH if not here else f"{sum(t.seconds for t in here):.1f}{REUSED_MARK if reused else ''}")
+        rows.append((stage, *cells, f"{sum(t.seconds for t in spent if t.stage == stage):.1f}"))
+    rows.append(("total", *(f"{sum(t.seconds for t in spent if t.seed == c):.1f}" for c in cols),
+                 f"{sum(t.seconds for t in spent):.1f}"))
+    caption = f"{ds.key}: wall-clock seconds per stage and seed."
+    if any(t.reused for t in ds.timings):
+        caption += (f" {REUSED_MARK} = reused: a model an earlier run trained (found in OUT or copied from "
+                    "--reuse-home); its original training time, not counted in the totals.")
+    return Table(title=f"Timings — {ds.key}", caption=caption,
                  groups=(("", 1), ("Seed", len(cols)), ("", 1)),
                  columns=("Stage", *("all" if c is None else str(c) for c in cols), "Total"),
                  rows=tuple(rows), kinds=("ours",) * len(rows))
