@@ -179,3 +179,22 @@ def test_search_time_settings_apply_per_call():
     assert (graph.search(Q, K, ef_search=256)[1] == exact[1]).mean() > (graph.search(Q, K)[1] == exact[1]).mean()
     with pytest.raises(ParameterError, match="nprobe must be a positive integer, got 0"):
         index.search(Q, K, nprobe=0)
+
+
+def test_sharded_exact_search_equals_one_faiss_call(monkeypatch):
+    from singerid.index import vectors
+
+    monkeypatch.setattr(vectors, "SHARD_MIN_ROWS", 1000)  # shard this small index too
+    index = VectorIndex.build(IndexSpec("flat", D), X, IDS)
+    with vectors.blas_threshold():
+        plain = index._index.search(Q, K)  # FAISS's own threading
+    faiss.omp_set_num_threads(3)  # three shards, uneven
+    try:
+        assert index._flat_shards() == 3
+        sharded = index.search(Q, K)
+    finally:
+        faiss.omp_set_num_threads(1)
+    np.testing.assert_array_equal(sharded[0], plain[0])  # the same similarities ...
+    assert (sharded[1] == plain[1]).mean() > 0.999  # ... and neighbours, up to the order of exact ties
+    small = index.search(Q[:5], K)  # fewer queries than the BLAS threshold: one FAISS call
+    np.testing.assert_array_equal(small[1], plain[1][:5])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,12 @@ NORM_TOLERANCE = 1e-3  # |norm - 1| allowed for "unit" vectors entering the inde
 # and PQ training 7x slower; up to 100k references the SIMD path is 5-15 % faster (bench_index.py).
 # 20 is FAISS's long-standing default. Set only around our own calls and restored after.
 BLAS_QUERY_THRESHOLD = 20
+# Exact search against SHARD_MIN_ROWS or more references runs one single-threaded search per
+# thread over its own database shard (VectorIndex._search_shards), each with sgemm tiles of
+# BLAS_DATABASE_ROWS rows: bench_index.py measured 240 queries vs 1M x 32 at 42 % of the GEMM
+# peak with FAISS's own threading (1,024-row tiles) and 73 % this way, on 2 cores.
+SHARD_MIN_ROWS = 65_536
+BLAS_DATABASE_ROWS = 4096
 GPU_INDEX_TYPES = ("flat", "ivf-flat", "ivf-pq")  # types faiss-gpu builds and converts back to the same CPU type
 
 RowSource = Any  # float32 (n, d) rows: np.ndarray, np.memmap or rows.ShardRows (len, shape, slices, int arrays)
@@ -282,11 +289,56 @@ class VectorIndex:
         params = self._search_params(nprobe, ef_search)
         sims = np.empty((len(queries), k), dtype=np.float32)
         ids = np.empty((len(queries), k), dtype=np.int64)
+        sharded = self._flat_shards()
         with blas_threshold():
             for start in range(0, len(queries), batch_size):
                 stop = start + batch_size
-                sims[start:stop], ids[start:stop] = self._index.search(queries[start:stop], int(k), params=params)
+                if sharded and stop - start >= BLAS_QUERY_THRESHOLD:
+                    sims[start:stop], ids[start:stop] = self._search_shards(queries[start:stop], int(k))
+                else:
+                    sims[start:stop], ids[start:stop] = self._index.search(queries[start:stop], int(k), params=params)
         return sims, ids
+
+    def _flat_shards(self) -> int:
+        """Threads for the sharded exact search (0: search as one FAISS call)."""
+        threads = faiss.omp_get_max_threads()
+        inner = _inner(self._index)
+        if (threads < 2 or not isinstance(inner, faiss.IndexFlat) or not isinstance(self._index, faiss.IndexIDMap)
+                or inner.ntotal < SHARD_MIN_ROWS):
+            return 0
+        return threads
+
+    def _search_shards(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact search as one single-threaded FAISS knn per database shard, run side by side, then merged.
+
+        FAISS's own flat search alternates a multi-threaded sgemm over 1,024 database rows with a
+        parallel heap update, and at ~240 queries x d=32 the synchronisation costs about half the
+        time. Here each thread runs its own sgemm tiles (BLAS_DATABASE_ROWS rows) and heaps over
+        a contiguous shard: scripts/bench_index.py measures the gain. Same similarities as the
+        plain search; neighbours tied in float32 may come in another order.
+        """
+        inner = _inner(self._index)
+        n, d, shards = inner.ntotal, inner.d, self._flat_shards()
+        base = faiss.rev_swig_ptr(inner.get_xb(), n * d).reshape(n, d)  # the index's storage, not a copy
+        bounds = np.linspace(0, n, shards + 1).astype(np.int64)
+
+        def one(part: int) -> tuple[np.ndarray, np.ndarray]:
+            faiss.omp_set_num_threads(1)  # this thread's FAISS and (OpenMP) BLAS
+            return faiss.knn(queries, base[bounds[part]:bounds[part + 1]], k, metric=faiss.METRIC_INNER_PRODUCT)
+
+        before = faiss.cvar.distance_compute_blas_database_bs
+        faiss.cvar.distance_compute_blas_database_bs = BLAS_DATABASE_ROWS
+        try:
+            with ThreadPoolExecutor(shards) as pool:
+                parts = list(pool.map(one, range(shards)))
+        finally:
+            faiss.cvar.distance_compute_blas_database_bs = before
+        heap = faiss.ResultHeap(len(queries), k, keep_max=True)
+        for (sims, positions), first in zip(parts, bounds):
+            heap.add_result(sims, np.where(positions >= 0, positions + first, -1))
+        heap.finalize()
+        id_map = faiss.rev_swig_ptr(self._index.id_map.data(), n)
+        return heap.D, np.where(heap.I >= 0, id_map[np.maximum(heap.I, 0)], -1)
 
     def _search_params(self, nprobe: int | None, ef_search: int | None) -> faiss.SearchParameters | None:
         for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):

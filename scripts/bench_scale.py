@@ -1,0 +1,385 @@
+"""Benchmark: FAISS indexes of 1M and 10M singer-like block embeddings (build, memory, speed, agreement).
+
+Reference sets shaped like a catalogue: S singers, each a von-Mises-Fisher-like cluster on the
+unit sphere (a random centre; every song a centroid drawn around it; every 1-s block a noisy
+point around its song), REF_BLOCKS_PER_SONG blocks per song, REF_SONGS_PER_SINGER songs per
+singer, at the model's embedding dimension (singerid's default ModelConfig) and at 128.
+Queries are held-out songs of the same singers (QUERY_BLOCKS_PER_SONG blocks each). Vectors are
+generated chunk by chunk into a float32 file, never two copies in RAM.
+
+The yardstick is exact search computed block by block over the file (float32 FAISS flat search
+per 1M-row block, merged; as faiss.contrib.exhaustive_search.knn_ground_truth). Each index type
+then runs in its own process (so its peak RSS is its own): build time, peak RSS (VmHWM, and the
+largest anonymous RSS sampled every 50 ms, which leaves out the page cache of mapped files),
+bytes per vector (on disk, and RAM after loading), queries/s in batches of 240 blocks (one
+4-minute song), recall@11, and block- and song-decision agreement with exact search
+(singerid.decision's vote functions), for a sweep of nprobe (IVF) or efSearch (HNSW). The
+smallest setting with >= 99 % song agreement is what singerid.index.choice.DEFAULT_NPROBE rests on.
+
+Prints a table and writes JSON; the last stdout line is the JSON summary.
+
+Usage: python scripts/bench_scale.py [--quick] [--sizes 1M,10M] [--dims model,128]
+           [--types flat,ivf-flat,ivf-pq,hnsw,ivf-flat-disk,ivf-pq-disk] [--workdir DIR] [--json-out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads must not steal the other core
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+from singerid.config import ModelConfig  # noqa: E402
+from singerid.constants import K_NEIGHBOURS  # noqa: E402
+from singerid.decision import knn_block_votes, song_vote  # noqa: E402
+from singerid.index import ondisk  # noqa: E402
+from singerid.index.choice import choose_index_key, make_spec, part_rows  # noqa: E402
+from singerid.index.vectors import VectorIndex  # noqa: E402
+
+REF_BLOCKS_PER_SONG = 240  # a 4-minute reference song
+REF_SONGS_PER_SINGER = 20  # so S = n / 4,800 singers: 208 at 1M, 2,083 at 10M
+QUERY_BLOCKS_PER_SONG = 40  # held-out excerpts: fewer blocks make song votes harder, not easier
+# song centroid = centre + SONG_SPREAD x N(0, I/d) (album and production move a voice); block = song
+# centroid + BLOCK_NOISE x N(0, I/d); both x (d / 32) ** DIM_EXPONENT, because random centres lie
+# further apart in more dimensions. Tuned at 1M (208 singers) so that exact search decides about
+# 1 block in 3 and 87-96 % of 40-block songs correctly (d=32: 0.34 / 0.87; d=128: 0.34 / 0.96):
+# hard enough that approximate search can change decisions.
+SONG_SPREAD = 1.1
+BLOCK_NOISE = 1.0
+DIM_EXPONENT = 0.27
+QUERY_BATCH = 240  # blocks per search call: one 4-minute song, as `singerid query` searches
+GEN_CHUNK_SINGERS = 64  # singers generated per chunk
+READ_CHUNK_ROWS = 1 << 20  # rows per ground-truth block and per file read
+SWEEP = {"ivf": (1, 2, 4, 8, 16, 32, 64, 128), "hnsw": (16, 32, 64, 128, 256)}
+TYPES = ("flat", "ivf-flat", "ivf-pq", "hnsw", "ivf-flat-disk", "ivf-pq-disk")
+HNSW_MAX_VECTORS = 2_000_000  # a 10M graph takes hours to build on 2 cores: not feasible here
+ONDISK_BUDGET_BYTES = 1024**3  # on-disk builds fill parts that fit 1 GiB, as `build-index --memory-budget 1G`
+
+
+# --- data -------------------------------------------------------------------------------------
+def generate(folder: Path, n_ref: int, d: int, n_query_songs: int, seed: int) -> dict:
+    """Write ref.f32 (n, d), ref_labels.npy, queries.npy, query_labels.npy, query_songs.npy; return meta."""
+    folder.mkdir(parents=True, exist_ok=True)
+    blocks_per_singer = REF_BLOCKS_PER_SONG * REF_SONGS_PER_SINGER
+    singers = max(2, n_ref // blocks_per_singer)
+    rng = np.random.default_rng(seed)
+    centres = unit(rng.standard_normal((singers, d), dtype=np.float32))
+    labels = np.empty(n_ref, dtype=np.int32)
+    written = 0
+    with open(folder / "ref.f32", "wb") as fh:
+        for first in range(0, singers, GEN_CHUNK_SINGERS):
+            chunk_rng = np.random.default_rng([seed, first])
+            who = np.arange(first, min(singers, first + GEN_CHUNK_SINGERS))
+            rows = np.repeat(who, blocks_per_singer)
+            if who[-1] == singers - 1:  # the last singer takes the remainder so that n is exact
+                rows = np.concatenate([rows, np.full(n_ref - written - len(rows), who[-1])])
+            blocks = songs_of(centres, rows, REF_BLOCKS_PER_SONG, d, chunk_rng)
+            assert blocks.dtype == np.float32
+            fh.write(blocks.tobytes())
+            labels[written:written + len(blocks)] = rows
+            written += len(blocks)
+    assert written == n_ref
+    q_rng = np.random.default_rng([seed, 10**9])
+    q_singers = q_rng.integers(0, singers, n_query_songs)
+    q_labels = np.repeat(q_singers, QUERY_BLOCKS_PER_SONG)
+    queries = songs_of(centres, q_labels, QUERY_BLOCKS_PER_SONG, d, q_rng)
+    np.save(folder / "ref_labels.npy", labels)
+    np.save(folder / "queries.npy", queries)
+    np.save(folder / "query_labels.npy", q_labels.astype(np.int32))
+    np.save(folder / "query_songs.npy", np.repeat(np.arange(n_query_songs), QUERY_BLOCKS_PER_SONG))
+    meta = {"n": n_ref, "d": d, "singers": singers, "query_songs": n_query_songs, "seed": seed,
+            "song_spread": SONG_SPREAD, "block_noise": BLOCK_NOISE, "dim_exponent": DIM_EXPONENT}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return meta
+
+
+def songs_of(centres: np.ndarray, block_singers: np.ndarray, blocks_per_song: int, d: int,
+             rng: np.random.Generator) -> np.ndarray:
+    """float32 (len(block_singers), d) unit blocks; consecutive runs of blocks_per_song share a song."""
+    n = len(block_singers)
+    song_of_block = np.arange(n) // blocks_per_song
+    first_blocks = np.arange(0, n, blocks_per_song)
+    scale = (d / 32) ** DIM_EXPONENT / np.sqrt(d)
+    spread, noise = np.float32(SONG_SPREAD * scale), np.float32(BLOCK_NOISE * scale)  # float32 keeps arrays float32
+    song_centres = unit(centres[block_singers[first_blocks]]
+                        + spread * rng.standard_normal((len(first_blocks), d), dtype=np.float32))
+    return unit(song_centres[song_of_block] + noise * rng.standard_normal((n, d), dtype=np.float32))
+
+
+def unit(a: np.ndarray) -> np.ndarray:
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    return a
+
+
+class FileRows:
+    """The (n, d) float32 rows of a raw file, read with plain reads (no memory map, so RSS is honest)."""
+
+    def __init__(self, path: Path, n: int, d: int) -> None:
+        self.path, self.shape, self.dtype, self.ndim = path, (n, d), np.dtype(np.float32), 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        n, d = self.shape
+        if isinstance(key, slice):
+            start, stop, _ = key.indices(n)
+            return np.fromfile(self.path, dtype=np.float32, count=(stop - start) * d,
+                               offset=4 * d * start).reshape(-1, d)
+        rows = np.asarray(key)
+        order = np.argsort(rows, kind="stable")
+        out = np.empty((len(rows), d), dtype=np.float32)
+        for start in range(0, n, READ_CHUNK_ROWS):  # one sequential pass, keeping the rows asked for
+            lo, hi = np.searchsorted(rows[order], [start, start + READ_CHUNK_ROWS])
+            if hi > lo:
+                out[order[lo:hi]] = self[start:start + READ_CHUNK_ROWS][rows[order[lo:hi]] - start]
+        return out
+
+
+def ground_truth(folder: Path, meta: dict) -> dict:
+    """Exact top-k of every query block, block by block over the reference file (float32, FAISS flat)."""
+    rows = FileRows(folder / "ref.f32", meta["n"], meta["d"])
+    queries = np.load(folder / "queries.npy")
+    heap = faiss.ResultHeap(len(queries), K_NEIGHBOURS, keep_max=True)
+    started = time.perf_counter()
+    for start in range(0, len(rows), READ_CHUNK_ROWS):
+        block = rows[start:start + READ_CHUNK_ROWS]
+        index = VectorIndex.build(make_spec("flat", dim=meta["d"], n_vectors=len(block)), block,
+                                  np.arange(start, start + len(block)))
+        heap.add_result(*index.search(queries, K_NEIGHBOURS, batch_size=len(queries)))
+    heap.finalize()
+    seconds = time.perf_counter() - started
+    np.save(folder / "truth_sims.npy", heap.D)
+    np.save(folder / "truth_ids.npy", heap.I)
+    return {"seconds": seconds, "qps": len(queries) / seconds}
+
+
+# --- one index type: built in one process, loaded and searched in another ------------------------
+def build_worker(folder: Path, index_type: str, threads: int) -> dict:
+    """Build and save ``index_type``; its own process, so VmHWM is the build's peak."""
+    faiss.omp_set_num_threads(threads)
+    meta = json.loads((folder / "meta.json").read_text())
+    n, d = meta["n"], meta["d"]
+    sampler = AnonSampler()
+    spec = index_spec(index_type, n, d)
+    path = folder / f"index-{index_type}.faiss"
+    started = time.perf_counter()
+    index = VectorIndex.build(spec, FileRows(folder / "ref.f32", n, d), np.arange(n),
+                              data_path=ondisk.data_path_for(path) if spec.on_disk else None,
+                              part_rows=part_rows(spec, ONDISK_BUDGET_BYTES))
+    build_seconds = time.perf_counter() - started
+    index.save(path)
+    file_bytes = path.stat().st_size + (ondisk.data_path_for(path).stat().st_size if spec.on_disk else 0)
+    return {"type": index_type, "key": spec.factory_key, "n": n, "d": d, "build_seconds": build_seconds,
+            "build_peak_rss_mib": rss_kib("VmHWM") / 1024, "build_peak_anon_mib": sampler.stop() / 1024,
+            "file_bytes_per_vector": file_bytes / n}
+
+
+def search_worker(folder: Path, index_type: str, threads: int, quick: bool) -> dict:
+    """Load the saved index (RAM it takes = RSS growth) and sweep its search setting against the truth."""
+    faiss.omp_set_num_threads(threads)
+    meta = json.loads((folder / "meta.json").read_text())
+    n, singers = meta["n"], meta["singers"]
+    queries, labels = np.load(folder / "queries.npy"), np.load(folder / "ref_labels.npy")
+    songs, q_labels = np.load(folder / "query_songs.npy"), np.load(folder / "query_labels.npy")
+    truth_sims, truth_ids = np.load(folder / "truth_sims.npy"), np.load(folder / "truth_ids.npy")
+    exact = decide(labels[truth_ids], truth_sims, songs, singers)
+    baseline = rss_kib("VmRSS")
+    index = VectorIndex.load(folder / f"index-{index_type}.faiss")
+    loaded = rss_kib("VmRSS")
+    spec = index.spec
+    if spec.index_type == "flat":  # exact: one setting, on a subset (a full pass is the ground truth)
+        settings, subset = [None], slice(0, min(len(queries), (4 if quick else 12) * QUERY_BATCH))
+    else:
+        settings = [s for s in SWEEP["hnsw" if spec.index_type == "hnsw" else "ivf"]
+                    if spec.index_type == "hnsw" or s <= spec.nlist]
+        subset = slice(None)
+    q, picked = queries[subset], np.unique(songs[subset])
+    sweep = []
+    for setting in settings:
+        kwargs = {} if setting is None else {"ef_search" if spec.index_type == "hnsw" else "nprobe": setting}
+        found_sims = np.empty((len(q), K_NEIGHBOURS), np.float32)
+        found_ids = np.empty((len(q), K_NEIGHBOURS), np.int64)
+        started = time.perf_counter()
+        for s in range(0, len(q), QUERY_BATCH):
+            found_sims[s:s + QUERY_BATCH], found_ids[s:s + QUERY_BATCH] = index.search(
+                q[s:s + QUERY_BATCH], K_NEIGHBOURS, **kwargs)
+        seconds = time.perf_counter() - started
+        ours = decide(np.where(found_ids >= 0, labels[np.maximum(found_ids, 0)], -1), found_sims, songs[subset],
+                      singers)
+        recall = np.mean([len(np.intersect1d(a, b)) for a, b in zip(found_ids, truth_ids[subset])]) / K_NEIGHBOURS
+        sweep.append({"setting": setting, "qps": len(q) / seconds, "seconds_per_song240": seconds / len(q) * 240,
+                      "recall_at_11": float(recall),
+                      "block_agreement": float(np.mean(ours["blocks"] == exact["blocks"][subset])),
+                      "song_agreement": float(np.mean(ours["songs"][picked] == exact["songs"][picked]))})
+    return {"ram_bytes_per_vector": max(0, loaded - baseline) * 1024 / n, "search_peak_rss_mib": rss_kib("VmHWM") / 1024,
+            "exact_block_accuracy": float(np.mean(exact["blocks"] == q_labels)),
+            "exact_song_accuracy": float(np.mean(exact["songs"] == q_labels[::QUERY_BLOCKS_PER_SONG])),
+            "sweep": sweep}
+
+
+def index_spec(index_type: str, n: int, d: int):
+    """``ivf-pq-disk`` = ivf-pq with its lists on disk; the rest are singerid's types with default parameters."""
+    return make_spec(index_type.removesuffix("-disk"), dim=d, n_vectors=n, on_disk=index_type.endswith("-disk"))
+
+
+def decide(neighbour_labels: np.ndarray, sims: np.ndarray, songs: np.ndarray, singers: int) -> dict:
+    """Block and song decisions with singerid.decision's rule (the one `query` and `evaluate` use)."""
+    votes = knn_block_votes(neighbour_labels.astype(np.int64), sims, k=K_NEIGHBOURS, n_classes=singers)
+    song_ids = np.unique(songs)
+    out = np.full(songs.max() + 1, -1, dtype=np.int64)
+    for song in song_ids:
+        rows = songs == song
+        out[song] = song_vote(votes.pred[rows], votes.score[rows], n_classes=singers)[0]
+    return {"blocks": votes.pred, "songs": out}
+
+
+def rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class AnonSampler:
+    """The largest RssAnon seen, sampled every 50 ms (VmHWM also counts mapped file pages)."""
+
+    def __init__(self) -> None:
+        self.peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, rss_kib("RssAnon"))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, rss_kib("RssAnon"))
+
+
+# --- driver ------------------------------------------------------------------------------------
+def parse_count(text: str) -> int:
+    scale = {"K": 10**3, "M": 10**6, "G": 10**9}
+    return int(float(text[:-1]) * scale[text[-1].upper()]) if text[-1].upper() in scale else int(text)
+
+
+def run_worker(folder: Path, index_type: str, threads: int, quick: bool) -> dict:
+    """Build, then load and search, each in a fresh process; the two results merged."""
+    result: dict = {}
+    for stage in ("build", "search"):
+        cmd = [sys.executable, __file__, "--worker", f"{stage}:{index_type}", "--workdir", str(folder),
+               "--threads", str(threads)]
+        subprocess.run(cmd + (["--quick"] if quick else []), check=True)
+        result.update(json.loads((folder / f"result-{stage}-{index_type}.json").read_text()))
+    return result
+
+
+def best_setting(result: dict) -> dict:
+    """The cheapest sweep point with >= 99 % song agreement (or the most agreeing one)."""
+    ok = [p for p in result["sweep"] if p["song_agreement"] >= 0.99]
+    return ok[0] if ok else max(result["sweep"], key=lambda p: p["song_agreement"])
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"\n{'n':>11} {'d':>4} {'type':>13} {'key':>16} {'build s':>8} {'peak MiB':>9} {'anon MiB':>9} "
+          f"{'B/v disk':>8} {'B/v RAM':>7} | {'setting':>7} {'q/s':>9} {'s/song':>7} {'recall':>6} "
+          f"{'block=':>6} {'song=':>6}")
+    for r in rows:
+        for p in r["sweep"]:
+            print(f"{r['n']:>11,} {r['d']:>4} {r['type']:>13} {r['key']:>16} {r['build_seconds']:>8.1f} "
+                  f"{r['build_peak_rss_mib']:>9,.0f} {r['build_peak_anon_mib']:>9,.0f} "
+                  f"{r['file_bytes_per_vector']:>8.1f} {r['ram_bytes_per_vector']:>7.1f} | "
+                  f"{str(p['setting'] or '-'):>7} {p['qps']:>9,.0f} {p['seconds_per_song240']:>7.3f} "
+                  f"{p['recall_at_11']:>6.3f} {p['block_agreement']:>6.3f} {p['song_agreement']:>6.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100k vectors at the model's d, 3 types (< 2 minutes)")
+    parser.add_argument("--sizes", default="1M,10M", help="reference set sizes, e.g. 1M,10M")
+    parser.add_argument("--dims", default="model,128", help="dimensions; 'model' = singerid's embedding size")
+    parser.add_argument("--types", default=",".join(TYPES), help=f"index types, from {', '.join(TYPES)}")
+    parser.add_argument("--query-songs", type=int, default=300, help="held-out query songs (x 40 blocks)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--workdir", type=Path, default=None, help="where vectors and indexes go [a temp dir]")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--json-out", type=Path, default=Path("bench-out/scale.json"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        stage, index_type = args.worker.split(":")
+        result = (build_worker(args.workdir, index_type, args.threads) if stage == "build" else
+                  search_worker(args.workdir, index_type, args.threads, args.quick))
+        (args.workdir / f"result-{stage}-{index_type}.json").write_text(json.dumps(result))
+        return
+    model_dim = ModelConfig().embedding_dim
+    if args.quick:
+        sizes, dims, types, query_songs = [100_000], [model_dim], ["flat", "ivf-flat", "ivf-pq-disk"], 60
+    else:
+        sizes = [parse_count(s) for s in args.sizes.split(",")]
+        dims = [model_dim if s == "model" else int(s) for s in args.dims.split(",")]
+        types, query_songs = args.types.split(","), args.query_songs
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    results, truths = [], {}
+    try:
+        for n in sizes:
+            for d in dims:
+                folder = root / f"n{n}-d{d}"
+                started = time.perf_counter()
+                meta = generate(folder, n, d, query_songs, args.seed)
+                print(f"generated {n:,} x {d} ({meta['singers']:,} singers) in {time.perf_counter() - started:.0f} s",
+                      flush=True)
+                truths[f"n{n}_d{d}"] = ground_truth(folder, meta)
+                print(f"exact ground truth: {truths[f'n{n}_d{d}']['seconds']:.0f} s", flush=True)
+                for index_type in types:
+                    if index_type == "hnsw" and n > HNSW_MAX_VECTORS:
+                        print(f"skipping hnsw at {n:,} (> {HNSW_MAX_VECTORS:,}: hours to build on this CPU)")
+                        continue
+                    result = run_worker(folder, index_type, args.threads, args.quick)
+                    results.append(result)
+                    print_table([result])
+                    sys.stdout.flush()
+                    for leftover in folder.glob("index-*"):
+                        leftover.unlink()
+                if not args.keep:
+                    shutil.rmtree(folder)
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print("\nall results:")
+    print_table(results)
+    summary = {"quick": args.quick, "threads": args.threads, "model_dim": model_dim, "ground_truth": truths,
+               "auto_choice_8G": {f"n{n}_d{d}": choose_index_key(n, d, 8 * 1024**3).label
+                                  for n in sizes for d in dims},
+               "results": {f"n{r['n']}_d{r['d']}_{r['type']}": {
+                   "key": r["key"], "build_seconds": round(r["build_seconds"], 1),
+                   "build_peak_rss_mib": round(r["build_peak_rss_mib"]),
+                   "build_peak_anon_mib": round(r["build_peak_anon_mib"]),
+                   "search_peak_rss_mib": round(r["search_peak_rss_mib"]),
+                   "file_bytes_per_vector": round(r["file_bytes_per_vector"], 1),
+                   "ram_bytes_per_vector": round(r["ram_bytes_per_vector"], 1),
+                   "exact_song_accuracy": round(r["exact_song_accuracy"], 3),
+                   "at_99pct_song_agreement": {k: (round(v, 4) if isinstance(v, float) else v)
+                                               for k, v in best_setting(r).items()}} for r in results}}
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps({"summary": summary, "results": results}, indent=2))
+    print(f"\nwrote {args.json_out}")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
