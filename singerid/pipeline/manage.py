@@ -25,6 +25,7 @@ from singerid.index.backend import Backend
 from singerid.index.consistency import VectorsState, find_problems
 from singerid.index.files import ids_sha256
 from singerid.index.home import Home, Manifest
+from singerid.index.rows import ShardRows
 from singerid.index.shards import ShardSet
 from singerid.index.store import MetadataStore
 from singerid.index.store_records import StoreCounts
@@ -159,14 +160,14 @@ def _sync_index(home: Home, manifest: Manifest, store: MetadataStore, backend: B
     if not np.array_equal(labels.ids, locations.ids):
         raise ArtefactError(f"the store in {home.root} changed during this command; run it again once the "
                             "other command has finished")
-    vectors = ShardSet(home.shards_dir, manifest.model.embedding_dim).gather(locations.shards, locations.rows)
-    if backend is not None:
-        vectors = backend.apply(vectors)  # the projection fitted at build-index, as queries use it
+    vectors = ShardRows(ShardSet(home.shards_dir, manifest.model.embedding_dim), locations.shards, locations.rows)
+    if backend is not None:  # the projection fitted at build-index, as queries use it
+        vectors = vectors.mapped(backend.apply, backend.dim_out)  # lazy (n, d_out): read per chunk, as build-index
     index = VectorIndex.load(home.index_path(entry))
     held = index.ids()
     index.remove_ids(held[~np.isin(held, locations.ids)])
-    new = ~np.isin(locations.ids, held)
-    if new.any():
+    new = np.flatnonzero(~np.isin(locations.ids, held))
+    if new.size:
         index.add(vectors[new], locations.ids[new])
     calibration = calibrate(vectors, labels.song_ids, labels.singer_codes, model_sha256=manifest.model.sha256,
                             backend_sha256=entry.backend_sha256)
