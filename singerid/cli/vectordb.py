@@ -36,29 +36,54 @@ def _home(path: Path):
               help="Blocks per forward pass (64 is fastest on CPU: scripts/bench_embed.py).")
 @threads_option
 @device_option
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process; ray: a Ray Data pipeline of actors (a local instance, or --address).")
+@click.option("--address", default=None, metavar="ADDR",
+              help="Ray cluster to run on (--engine ray): auto, HOST:PORT or ray://HOST:10001 "
+                   "[default: start a local instance].")
+@click.option("--ray-cpus", type=click.IntRange(1), default=None,
+              help="CPUs of the local Ray instance (--engine ray) [default: all cores available].")
+@click.option("--actors", type=click.IntRange(1), default=None,
+              help="Ray actors, each loading the model once (--engine ray) [default: as many as the CPUs, "
+                   "or GPUs, hold]; --threads is then the CPUs (torch threads) of each, default 1.")
+@click.option("--actor-gpus", type=click.FloatRange(0), default=None,
+              help="GPUs per Ray actor (--engine ray) [default: 1 when the cluster has GPUs, else 0].")
 @json_option
 def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, which: str, split_rule: str | None,
-                 seed: int, model_kind: str | None, batch_size: int, threads: int | None, device: str,
+                 seed: int, model_kind: str | None, batch_size: int, threads: int | None, device: str, engine: str,
+                 address: str | None, ray_cpus: int | None, actors: int | None, actor_gpus: float | None,
                  as_json: bool) -> None:
     """Embed the songs of DATA_DIR into the home's vector database (resumable, idempotent).
 
     Each song is decoded, cut into 1-s blocks, embedded and stored in one transaction; a
-    rerun skips songs already stored, and bad files are recorded and skipped.
+    rerun skips songs already stored, and bad files are recorded and skipped. With --engine ray
+    the songs are embedded by Ray actors (on this machine, or on a cluster given by --address,
+    whose nodes must see DATA_DIR at the same path) and stored here, the same way.
 
     \b
     Example:
       singerid embed-corpus corpus/ --home H --split train
       singerid embed-corpus data/artist20 --home H --split-rule lists --threads 4
+      singerid embed-corpus corpus/ --home H --engine ray --ray-cpus 8
+      singerid embed-corpus /mnt/songs --home H --engine ray --address auto --db postgresql+psycopg://u@db/singerid
     """
     from singerid.datasets import load_dataset
     from singerid.pipeline.embed_corpus import embed_tracks
 
-    set_threads(threads)
+    ray_cfg = _ray_config(engine, device, address=address, ray_cpus=ray_cpus, actors=actors, actor_gpus=actor_gpus,
+                          threads=threads)
+    set_threads(threads if ray_cfg is None else 1)  # with Ray the driver only stores; the actors embed
     device = check_device_option(device)
     data = load_dataset(data_dir, kind=dataset, seed=seed, split=split_rule or "album")
     tracks = data.tracks if which == "all" else data.select(which)
-    summary = embed_tracks(_home(home), tracks, model_kind=model_kind, db_url=db_url, batch_size=batch_size,
-                           progress=progress_mode(), device=device)
+    if ray_cfg is None:
+        summary = embed_tracks(_home(home), tracks, model_kind=model_kind, db_url=db_url, batch_size=batch_size,
+                               progress=progress_mode(), device=device)
+    else:
+        from singerid.distributed import embed_tracks_ray
+
+        summary = embed_tracks_ray(_home(home), tracks, cluster=ray_cfg, model_kind=model_kind, db_url=db_url,
+                                   batch_size=batch_size, progress=progress_mode())
     if as_json:
         print_json({"dataset": data.name, "split_rule": data.split_rule, "split": which, "songs": summary.n_songs,
                     "added": summary.n_added, "skipped": summary.n_skipped, "failed": summary.n_failed,
@@ -75,6 +100,28 @@ def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, w
     if summary.repaired_rows:
         click.echo(f"repaired: dropped {summary.repaired_rows} uncommitted rows of an interrupted run", err=True)
     click.echo(summary.line())
+
+
+def _ray_config(engine: str, device: str, *, address: str | None, ray_cpus: int | None, actors: int | None,
+                actor_gpus: float | None, threads: int | None):  # noqa: ANN202 - RayConfig | None
+    """The RayConfig of --engine ray (None for local); ParameterError for Ray options given to the local engine."""
+    from singerid.errors import ParameterError
+
+    ray_options = {"--address": address, "--ray-cpus": ray_cpus, "--actors": actors, "--actor-gpus": actor_gpus}
+    if engine == "local":
+        given = [name for name, value in ray_options.items() if value is not None]
+        if given:
+            raise ParameterError(f"{', '.join(given)} apply to --engine ray only; add --engine ray")
+        return None
+    if device != "cpu":
+        raise ParameterError(f"--device {device} applies to --engine local; with --engine ray the actors use GPUs "
+                             "when the cluster has them (--actor-gpus)")
+    if address is not None and ray_cpus is not None:
+        raise ParameterError("--ray-cpus sizes a local Ray instance; a cluster given by --address has its own CPUs")
+    from singerid.distributed import RayConfig
+
+    return RayConfig(address=address, num_cpus=ray_cpus, actors=actors, cpus_per_actor=threads or 1,
+                     gpus_per_actor=actor_gpus)
 
 
 @click.command("build-index")

@@ -6,6 +6,11 @@ skips songs already stored (by content SHA-256); opening the shards for writing 
 rows an interrupted run appended but never committed, so after a kill at any moment a rerun
 ends with no duplicated and no missing blocks. A bad file is recorded in ``failures`` and the
 run goes on.
+
+Two parts, so that more than one engine can use them: ``embed_song`` (audio in, vectors out; no
+store) and ``CorpusWriter`` (the single writer: shards + store, the tally and the progress).
+``embed_tracks`` runs both in this process; ``singerid.distributed`` runs ``embed_song`` on Ray
+actors and commits their results through the same writer.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +50,15 @@ class StoredSong:
 
 
 @dataclass(frozen=True, slots=True)
+class SongVectors:
+    """What the model makes of one song, before it is stored."""
+
+    embeddings: np.ndarray  # float32 (n, d), C-contiguous, unit rows
+    offsets_seconds: np.ndarray  # float64 (n,), start of each block in the song
+    duration_seconds: float  # of the whole file
+
+
+@dataclass(frozen=True, slots=True)
 class EmbedSummary:
     """What one embed run did."""
 
@@ -56,7 +71,7 @@ class EmbedSummary:
     seconds: float  # wall time
     failures: tuple[tuple[str, str], ...] = ()  # (path, error) of this run
     repaired_rows: int = 0  # uncommitted shard rows of an interrupted run that were dropped
-    added: tuple[StoredSong, ...] = ()
+    added: tuple[StoredSong, ...] = ()  # with their vectors; empty when the writer keeps none (the Ray engine)
 
     @property
     def x_real_time(self) -> float:
@@ -86,51 +101,30 @@ def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None 
     embedder = embedder or load_embedder(home, kind, device=device)
     if features is not None:
         _check_cache(features, embedder)
-    home.create()
-    record_model(home, home.read_manifest(missing_ok=True), embedder)
-    cfg = embedder.feature_config
-    known = set(embedder.singers)
-    added: list[StoredSong] = []
-    failures: list[tuple[str, str]] = []
-    n_skipped = n_blocks = 0
-    audio_seconds = 0.0
-    with open_store(home, db_url) as store:
-        store.bind_embeddings(embedder.weights_sha256, cfg)
-        with ShardSet.open_writer(home.shards_dir, embedder.embedding_dim, committed_rows=store.shard_row_counts(),
-                                  durable=durable) as shards:
-            repaired = sum(shards.repaired.values())
-            with Progress(label, total=len(tracks), unit="song", progress=progress) as bar:
-                for track in tracks:
-                    try:
-                        stored = _embed_one(track, embedder, store, shards, features, batch_size=batch_size,
-                                            singer_kind="trained" if track.singer in known else "enrolled")
-                    except AudioError as exc:
-                        log.warning("%s", exc)
-                        store.record_failure(str(track.path), str(exc))
-                        failures.append((str(track.path), str(exc)))
-                    else:
-                        if stored is None:
-                            n_skipped += 1
-                        else:
-                            added.append(stored[0])
-                            audio_seconds += stored[1]
-                            n_blocks += len(stored[0].block_ids)
-                    bar.update(1, blocks=n_blocks, failed=len(failures))
-                bar.close(f"{n_blocks:,} blocks" + (f", {n_skipped:,} already stored" if n_skipped else "")
-                          + (f", {len(failures):,} failed" if failures else ""))
-    return EmbedSummary(n_songs=len(tracks), n_added=len(added), n_skipped=n_skipped, n_failed=len(failures),
-                        n_blocks=n_blocks, audio_seconds=audio_seconds,
-                        seconds=time.perf_counter() - started, failures=tuple(failures), repaired_rows=repaired,
-                        added=tuple(added))
+    with open_corpus_writer(home, embedder, total=len(tracks), db_url=db_url, durable=durable, progress=progress,
+                            label=label) as writer:
+        for track in tracks:
+            try:
+                path = check_path(track.path)
+                sha = sha256_file(path)
+                if writer.is_stored(sha):
+                    writer.skip()
+                    continue
+                writer.commit(track, sha, embed_song(path, embedder, features=features, batch_size=batch_size))
+            except AudioError as exc:
+                writer.fail(str(track.path), str(exc))
+    return writer.summary(n_songs=len(tracks), started=started)
 
 
-def _embed_one(track: Track, embedder: Embedder, store: MetadataStore, shards: ShardSet,
-               features: FeatureCache | None, *, batch_size: int, singer_kind: str) -> tuple[StoredSong, float] | None:
-    """Store one song; None if it is already stored. Raises AudioError for unusable audio."""
-    path = check_path(track.path)
-    sha = sha256_file(path)
-    if store.find_song(sha) is not None:
-        return None
+def embed_song(path: str | Path, embedder: Embedder, *, features: FeatureCache | None = None,
+               batch_size: int = 64) -> SongVectors:
+    """Cut one song into the model's blocks and embed them (nothing is stored).
+
+    Blocks come from ``features`` when given, else from decoding (and separating) the file with
+    the model's own front end, streamed in bounded memory. Raises AudioError for unusable audio
+    (unreadable, corrupt, silent, or no block above the silence threshold).
+    """
+    path = Path(path)
     info = probe_audio(path)
     pieces, offsets = [], []
     for batch in _blocks(path, embedder, features):
@@ -139,13 +133,105 @@ def _embed_one(track: Track, embedder: Embedder, store: MetadataStore, shards: S
     if not pieces:
         raise AudioError(f"{path}: every block is below the silence threshold "
                          f"({embedder.feature_config.silence_db} dB)")
-    embeddings = np.concatenate(pieces)
-    span = shards.append(embeddings)
-    song = NewSong(path=str(Path(path).absolute()), content_sha256=sha, singer=track.singer, song_key=track.song_id,
-                   split=track.split, duration_seconds=info.duration_seconds, dataset=track.dataset,
-                   album=track.album, singer_kind=singer_kind)
-    ids = store.add_song(song, offsets_seconds=np.concatenate(offsets), shard=span.shard, first_row=span.first_row)
-    return StoredSong(song.path, ids, embeddings), info.duration_seconds
+    return SongVectors(np.concatenate(pieces), np.concatenate(offsets), info.duration_seconds)
+
+
+class CorpusWriter:
+    """The single writer of an embed run: each song's shard rows and store rows in one crash-safe step.
+
+    Get one from ``open_corpus_writer``. ``commit`` stores a song (or counts it as already stored),
+    ``fail`` records a bad file, ``skip`` counts a stored one; every call moves the progress by one
+    song, so every engine reports the same way.
+    """
+
+    def __init__(self, store: MetadataStore, shards: ShardSet, bar: Progress, *, known_singers: set[str],
+                 repaired_rows: int, keep_vectors: bool) -> None:
+        self.store, self.shards, self.bar = store, shards, bar
+        self.known_singers = known_singers
+        self.repaired_rows = repaired_rows
+        self.keep_vectors = keep_vectors
+        self.added: list[StoredSong] = []
+        self.failures: list[tuple[str, str]] = []
+        self.n_added = self.n_skipped = self.n_blocks = 0
+        self.audio_seconds = 0.0
+
+    def is_stored(self, content_sha256: str) -> bool:
+        """Whether a song with this content is in the store already."""
+        return self.store.find_song(content_sha256) is not None
+
+    def skip(self) -> None:
+        """Count one song that is stored already."""
+        self.n_skipped += 1
+        self._tick()
+
+    def fail(self, path: str, error: str) -> None:
+        """Record one unusable file (in the store's failures and this run's tally); the run goes on."""
+        log.warning("%s", error)
+        self.store.record_failure(path, error)
+        self.failures.append((path, error))
+        self._tick()
+
+    def commit(self, track: Track, content_sha256: str, vectors: SongVectors) -> StoredSong | None:
+        """Append the song's vectors to a shard, then its song and block rows in one transaction.
+
+        Returns None (and counts a skip) if a song with this content was stored meanwhile.
+        """
+        if self.is_stored(content_sha256):
+            self.skip()
+            return None
+        span = self.shards.append(vectors.embeddings)
+        song = NewSong(path=str(Path(track.path).absolute()), content_sha256=content_sha256, singer=track.singer,
+                       song_key=track.song_id, split=track.split, duration_seconds=vectors.duration_seconds,
+                       dataset=track.dataset, album=track.album,
+                       singer_kind="trained" if track.singer in self.known_singers else "enrolled")
+        ids = self.store.add_song(song, offsets_seconds=vectors.offsets_seconds, shard=span.shard,
+                                  first_row=span.first_row)
+        stored = StoredSong(song.path, ids, vectors.embeddings)
+        if self.keep_vectors:
+            self.added.append(stored)
+        self.n_added += 1
+        self.n_blocks += len(ids)
+        self.audio_seconds += vectors.duration_seconds
+        self._tick()
+        return stored
+
+    def summary(self, *, n_songs: int, started: float) -> EmbedSummary:
+        """The run's ``EmbedSummary``; ``started`` is its ``time.perf_counter()`` at the start."""
+        return EmbedSummary(n_songs=n_songs, n_added=self.n_added, n_skipped=self.n_skipped,
+                            n_failed=len(self.failures), n_blocks=self.n_blocks, audio_seconds=self.audio_seconds,
+                            seconds=time.perf_counter() - started, failures=tuple(self.failures),
+                            repaired_rows=self.repaired_rows, added=tuple(self.added))
+
+    def close_line(self) -> str:
+        return (f"{self.n_blocks:,} blocks" + (f", {self.n_skipped:,} already stored" if self.n_skipped else "")
+                + (f", {len(self.failures):,} failed" if self.failures else ""))
+
+    def _tick(self) -> None:
+        self.bar.update(1, blocks=self.n_blocks, failed=len(self.failures))
+
+
+@contextmanager
+def open_corpus_writer(home: Home, embedder: Embedder, *, total: int, db_url: str | None = None,
+                       durable: bool = True, progress: ProgressArg = False, label: str = "embed-corpus",
+                       keep_vectors: bool = True) -> Iterator[CorpusWriter]:
+    """Open the home's store and shards for writing ``embedder``'s vectors of ``total`` songs.
+
+    Records the model in the manifest, binds the store to it, repairs rows an interrupted run left
+    in the shards, and shows progress named ``label``. ``keep_vectors=False`` keeps no vectors in
+    memory (``EmbedSummary.added`` stays empty: for corpora of any size). Raises ArtefactError
+    when the home's vectors come from another model.
+    """
+    home.create()
+    record_model(home, home.read_manifest(missing_ok=True), embedder)
+    with open_store(home, db_url) as store:
+        store.bind_embeddings(embedder.weights_sha256, embedder.feature_config)
+        with ShardSet.open_writer(home.shards_dir, embedder.embedding_dim, committed_rows=store.shard_row_counts(),
+                                  durable=durable) as shards:
+            with Progress(label, total=total, unit="song", progress=progress) as bar:
+                writer = CorpusWriter(store, shards, bar, known_singers=set(embedder.singers),
+                                      repaired_rows=sum(shards.repaired.values()), keep_vectors=keep_vectors)
+                yield writer
+                bar.close(writer.close_line())
 
 
 def _blocks(path: Path, embedder: Embedder, features: FeatureCache | None) -> Iterator[BlockBatch]:
