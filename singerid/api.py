@@ -80,14 +80,15 @@ def enrol(home: str | Path | Home | None, singer: str, songs: Sequence[str | Pat
     failures = tuple(Failure(p, e) for p, e in embed.failures) if embed is not None else ()
     return ChangeResult("enrol", singer, summary.n_songs, summary.n_blocks,
                         n_skipped=embed.n_skipped if embed is not None else 0, failures=failures,
-                        index_vectors=summary.index_vectors)
+                        index_vectors=summary.index_vectors, unknown_threshold=summary.unknown_threshold)
 
 
 def remove(home: str | Path | Home | None, *, singer: str | None = None, songs: Sequence[str | Path] = (),
            db: str | None = None) -> ChangeResult:
     """Remove a singer (with all their songs) or the given songs from the store and the index."""
     summary = manage.remove(_home(home), singer=singer, songs=list(songs), db_url=db)
-    return ChangeResult("remove", singer, summary.n_songs, summary.n_blocks, index_vectors=summary.index_vectors)
+    return ChangeResult("remove", singer, summary.n_songs, summary.n_blocks, index_vectors=summary.index_vectors,
+                        unknown_threshold=summary.unknown_threshold, songs=tuple(str(p) for p in songs))
 
 
 class Identifier:

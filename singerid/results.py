@@ -137,11 +137,17 @@ class ChangeResult:
     n_skipped: int = 0  # already stored (same content)
     failures: tuple[Failure, ...] = ()
     index_vectors: int | None = None  # vectors in the index afterwards; None when the home has no index
+    unknown_threshold: float | None = None  # the recalibrated unknown-singer threshold (None: not calibrated)
+    songs: tuple[str, ...] = ()  # remove: the songs asked for
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "singer": self.singer, "n_songs": self.n_songs, "n_blocks": self.n_blocks,
-                "n_skipped": self.n_skipped, "failures": [f.to_dict() for f in self.failures],
-                "index_vectors": self.index_vectors}
+        out = {"action": self.action, "singer": self.singer, "n_songs": self.n_songs, "n_blocks": self.n_blocks,
+               "index_vectors": self.index_vectors, "unknown_threshold": self.unknown_threshold}
+        if self.action == "enrol":
+            out |= {"skipped": self.n_skipped, "failures": [f.to_dict() for f in self.failures]}
+        else:
+            out["songs"] = list(self.songs)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

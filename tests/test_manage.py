@@ -100,7 +100,7 @@ def test_remove_json_and_the_threshold_recalibrated_on_what_is_left(home, tmp_pa
     assert code == 0, err
     data = json.loads(out)
     after = calibration(home)
-    assert data == {"n_songs": 3, "n_blocks": 12, "index_vectors": 36, "unknown_threshold": after["min_similarity"],
+    assert data == {"action": "remove", "n_songs": 3, "n_blocks": 12, "index_vectors": 36, "unknown_threshold": after["min_similarity"],
                     "singer": "singer3", "songs": []}
     assert (before["n_songs"], after["n_songs"]) == (12, 9)
     assert after == rebuilt_calibration(home, tmp_path / "copy")
@@ -152,7 +152,7 @@ def test_enrol_json_device_and_the_threshold_matches_a_fresh_build(home, voice, 
     assert code == 0, err
     data = json.loads(out)
     after = calibration(home)
-    assert data == {"singer": "Newcomer", "n_songs": 3, "n_blocks": 12, "index_vectors": 60,
+    assert data == {"action": "enrol", "singer": "Newcomer", "n_songs": 3, "n_blocks": 12, "index_vectors": 60,
                     "unknown_threshold": after["min_similarity"], "skipped": 0, "failures": []}
     assert (before["n_songs"], after["n_songs"]) == (12, 15)
     assert after == rebuilt_calibration(home, tmp_path / "copy")  # query --reject-unknown: the current index's

@@ -42,28 +42,24 @@ def enrol(singer: str, songs: tuple[Path, ...], home: Path, db_url: str | None, 
       singerid enrol "Nina Simone" feeling_good.mp3 sinnerman.flac --home H
       singerid enrol "Nina Simone" little_girl_blue.mp3 --home H --add-to-existing --json
     """
-    from singerid.pipeline.manage import enrol as do_enrol
+    import singerid
 
     device = check_device_option(device)
     where_home = _home(home)
-    summary = do_enrol(where_home, singer, songs, db_url=db_url, album=album, progress=progress_mode(),
-                       add_to_existing=add_to_existing, device=device)
-    failures = summary.embed.failures if summary.embed is not None else ()
+    result = singerid.enrol(where_home, singer, songs, db=db_url, album=album, progress=progress_mode(),
+                            add_to_existing=add_to_existing, device=device)
     if as_json:
-        print_json({**_change_dict(summary), "singer": singer,
-                    "skipped": summary.embed.n_skipped if summary.embed is not None else 0,
-                    "failures": [{"song": path, "error": error} for path, error in failures]})
+        print_json(result.to_dict())
     else:
-        for _, error in failures:
-            click.echo(f"failed: {error}", err=True)
-        where = (f"index now holds {summary.index_vectors:,} vectors{_threshold(summary)}"
-                 if summary.index_vectors is not None
+        for failure in result.failures:
+            click.echo(f"failed: {failure.error}", err=True)
+        where = (f"index now holds {result.index_vectors:,} vectors{_threshold(result)}"
+                 if result.index_vectors is not None
                  else f"no index yet: run `singerid build-index --home {where_home.root}`")
-        n_skipped = summary.embed.n_skipped if summary.embed is not None else 0
-        skipped = f" ({n_skipped} already stored, skipped)" if n_skipped else ""
-        click.echo(f"enrolled {singer}: {summary.n_songs} song(s), {summary.n_blocks:,} blocks{skipped}; {where}")
-    if failures:
-        raise SingeridError(f"{len(failures)} of {len(songs)} song(s) could not be enrolled")
+        skipped = f" ({result.n_skipped} already stored, skipped)" if result.n_skipped else ""
+        click.echo(f"enrolled {singer}: {result.n_songs} song(s), {result.n_blocks:,} blocks{skipped}; {where}")
+    if result.failures:
+        raise SingeridError(f"{len(result.failures)} of {len(songs)} song(s) could not be enrolled")
 
 
 @click.command("remove")
@@ -82,23 +78,17 @@ def remove(home: Path, db_url: str | None, singer: str | None, songs: tuple[Path
       singerid remove --singer "Nina Simone" --home H
       singerid remove --song feeling_good.mp3 --home H --json
     """
-    from singerid.pipeline.manage import remove as do_remove
+    import singerid
 
     if (singer is None) == (not songs):
         raise click.UsageError("give exactly one of --singer NAME or --song PATH (repeatable)")
-    summary = do_remove(_home(home), singer=singer, songs=songs, db_url=db_url)
+    result = singerid.remove(_home(home), singer=singer, songs=songs, db=db_url)
     if as_json:
-        print_json({**_change_dict(summary), "singer": singer, "songs": [str(p) for p in songs]})
+        print_json(result.to_dict())
         return
-    where = (f"; index now holds {summary.index_vectors:,} vectors{_threshold(summary)}"
-             if summary.index_vectors is not None else "")
-    click.echo(f"removed {summary.n_songs} song(s), {summary.n_blocks:,} blocks{where}")
-
-
-def _change_dict(summary: Any) -> dict[str, Any]:
-    """The JSON fields enrol and remove share (a ChangeSummary)."""
-    return {"n_songs": summary.n_songs, "n_blocks": summary.n_blocks, "index_vectors": summary.index_vectors,
-            "unknown_threshold": summary.unknown_threshold}
+    where = (f"; index now holds {result.index_vectors:,} vectors{_threshold(result)}"
+             if result.index_vectors is not None else "")
+    click.echo(f"removed {result.n_songs} song(s), {result.n_blocks:,} blocks{where}")
 
 
 def _threshold(summary: Any) -> str:
@@ -119,9 +109,9 @@ def info(home: Path, db_url: str | None, check: bool, as_json: bool) -> None:
       singerid info --home H
       singerid info --home H --check --json
     """
-    from singerid.pipeline.manage import info as gather
+    import singerid
 
-    data = gather(_home(home), db_url=db_url, check=check)
+    data = singerid.info(_home(home), db=db_url, check=check).to_dict()
     if as_json:
         print_json(data)
     else:
