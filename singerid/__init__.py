@@ -16,7 +16,7 @@ from singerid.errors import ArtefactError, AudioError, DatasetError, ParameterEr
 __version__ = "0.1.0"
 
 _LAZY = {  # name -> module; imported on first access so `import singerid` stays light
-    "open": "singerid.api", "info": "singerid.api", "enrol": "singerid.api", "remove": "singerid.api",
+    "open": "singerid.api", "info": "singerid.api", "enrol": "singerid.api", "remove": "singerid.api", "probe": "singerid.api",
     "Identifier": "singerid.api", "Waveform": "singerid.audio",
     "Identification": "singerid.results", "Failure": "singerid.results", "SingerSummary": "singerid.results",
     "ChangeResult": "singerid.results", "HomeInfo": "singerid.results", "SimilarSinger": "singerid.pipeline.similar",

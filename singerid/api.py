@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from singerid.audio import Source, Waveform
+from singerid.audio import AudioInfo, Source, Waveform, probe_audio
 from singerid.errors import ParameterError, SingeridError
 from singerid.index.home import Home
 from singerid.pipeline import manage
@@ -59,6 +59,14 @@ def open(home: str | Path | Home | None = None, db: str | None = None, device: s
             raise ParameterError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     return Identifier(_home(home), db=db, device=device)
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """What an audio file's header says (sample rate, channels, duration), without decoding it.
+
+    Raises AudioError for a file that is not readable audio.
+    """
+    return probe_audio(path)
 
 
 def info(home: str | Path | Home | None = None, db: str | None = None, *, check: bool = False) -> HomeInfo:

@@ -144,7 +144,7 @@ class ChangeResult:
         out = {"action": self.action, "singer": self.singer, "n_songs": self.n_songs, "n_blocks": self.n_blocks,
                "index_vectors": self.index_vectors, "unknown_threshold": self.unknown_threshold}
         if self.action == "enrol":
-            out |= {"skipped": self.n_skipped, "failures": [f.to_dict() for f in self.failures]}
+            out |= {"n_skipped": self.n_skipped, "failures": [f.to_dict() for f in self.failures]}
         else:
             out["songs"] = list(self.songs)
         return out

@@ -153,7 +153,7 @@ def test_enrol_json_device_and_the_threshold_matches_a_fresh_build(home, voice, 
     data = json.loads(out)
     after = calibration(home)
     assert data == {"action": "enrol", "singer": "Newcomer", "n_songs": 3, "n_blocks": 12, "index_vectors": 60,
-                    "unknown_threshold": after["min_similarity"], "skipped": 0, "failures": []}
+                    "unknown_threshold": after["min_similarity"], "n_skipped": 0, "failures": []}
     assert (before["n_songs"], after["n_songs"]) == (12, 15)
     assert after == rebuilt_calibration(home, tmp_path / "copy")  # query --reject-unknown: the current index's
     with QueryEngine.open(home) as engine:

@@ -250,8 +250,10 @@ def test_enrol_then_identify_then_remove(writable, tmp_path):
     files = [("songs", (p.name, p.read_bytes(), "audio/wav")) for p in songs[:2]]
     response = writable.post("/singers/Nina Simone/songs", files=files, data={"album": "Pastel Blues"})
     assert response.status_code == 201, response.text
-    assert response.json() == {"action": "enrol", "singer": "Nina Simone", "n_songs": 2, "n_blocks": 8,
-                               "n_skipped": 0, "failures": [], "index_vectors": 56}
+    enrolled = response.json()
+    assert 0.0 < enrolled.pop("unknown_threshold") <= 1.0  # recalibrated on the new index
+    assert enrolled == {"action": "enrol", "singer": "Nina Simone", "n_songs": 2, "n_blocks": 8,
+                        "n_skipped": 0, "failures": [], "index_vectors": 56}
     answer = writable.post("/identify", files=upload(songs[2]), params={"evidence": 1}).json()
     assert answer["singer"] == "Nina Simone" and answer["evidence"][0]["album"] == "Pastel Blues"
     assert "Nina Simone" in [p["singer"] for p in writable.get("/map").json()["singers"]]

@@ -19,7 +19,7 @@ from pathlib import Path
 import anyio.to_thread
 from starlette.datastructures import UploadFile
 
-from singerid.audio import probe_audio
+from singerid.api import probe as probe_audio
 from singerid.errors import ParameterError, SingeridError
 from singerid.service.config import ServiceLimits
 from singerid.service.errors import ServiceError
