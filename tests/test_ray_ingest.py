@@ -153,6 +153,24 @@ def test_ray_engine_stores_what_the_local_engine_stores_records_a_bad_file_and_r
 
 
 @pytest.mark.slow
+def test_a_vocals_model_separates_on_the_actors_as_the_local_engine_does(ready_home, ray_head, tmp_path):
+    from singerid.embedder.checkpoint import SIDECAR_FILE
+    from singerid.frontend import FrontEndConfig
+
+    local, remote = _empty_home(ready_home, tmp_path / "local"), _empty_home(ready_home, tmp_path / "ray")
+    for home in (local, remote):  # the same weights, told to hear the separated voice
+        sidecar = home.model_dir("attcrnn") / SIDECAR_FILE
+        card = json.loads(sidecar.read_text())
+        card["front_end"] = FrontEndConfig(input="vocals").to_dict()
+        sidecar.write_text(json.dumps(card))
+    tracks = [t for t in ready_home.tracks if t.split == "val"]
+    embed_tracks(local, tracks)
+    embed_tracks_ray(remote, tracks, cluster=RayConfig(address=ray_head.address))
+    assert remote.read_manifest().model.front_end.startswith("vocals@")
+    _assert_same_songs(_stored(local), _stored(remote))
+
+
+@pytest.mark.slow
 def test_an_actor_killed_mid_run_is_restarted_and_its_song_retried(ready_home, ray_head, tmp_path):
     home = _empty_home(ready_home, tmp_path / "h")
     tracks = [t for t in ready_home.tracks if t.split == "train"]

@@ -103,20 +103,15 @@ def _embed_on_ray(todo: list[tuple[Track, str]], writer: CorpusWriter, model: Mo
         paths = [str(Path(track.path).absolute()) for track, _ in todo]
         constructor = {"model": model, "device": plan.device, "threads": plan.cpus_per_actor,
                        "batch_size": batch_size, "version": singerid.__version__}
-        try:
-            for row in run_pipeline(paths, actor_class, constructor, plan, cfg):
-                track, sha = todo[int(row["song"])]
-                if row["error"]:
-                    writer.fail(str(track.path), str(row["error"]))
-                else:
-                    vectors = SongVectors(np.ascontiguousarray(row["embeddings"], dtype=np.float32),
-                                          np.asarray(row["offsets_seconds"], dtype=np.float64),
-                                          float(row["duration_seconds"]))
-                    writer.commit(track, sha, vectors)
-        except SingeridError:
-            raise
-        except Exception as exc:  # Ray wraps what stopped the pipeline: report its cause in one line
-            raise _stopped(exc, writer) from exc
+        for row in _reported(run_pipeline(paths, actor_class, constructor, plan, cfg), writer):
+            track, sha = todo[int(row["song"])]
+            if row["error"]:
+                writer.fail(str(track.path), str(row["error"]))
+            else:
+                vectors = SongVectors(np.ascontiguousarray(row["embeddings"], dtype=np.float32),
+                                      np.asarray(row["offsets_seconds"], dtype=np.float64),
+                                      float(row["duration_seconds"]))
+                writer.commit(track, sha, vectors)
 
 
 def run_pipeline(paths: Sequence[str], actor_class: type, constructor: Mapping[str, Any], plan: PoolPlan,
@@ -148,6 +143,20 @@ def _quiet_ray_data() -> None:
         for handler in logging.getLogger("ray.data").handlers:
             if type(handler).__name__ != "SessionFileHandler":
                 handler.setLevel(logging.CRITICAL)
+
+
+def _reported(rows: Iterator[dict[str, Any]], writer: CorpusWriter) -> Iterator[dict[str, Any]]:
+    """``rows``, with what stops the pipeline turned into one SingeridError (errors of the writer pass as they are)."""
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except SingeridError:
+            raise
+        except Exception as exc:  # Ray wraps what stopped the pipeline: report its cause in one line
+            raise _stopped(exc, writer) from exc
+        yield row
 
 
 def _stopped(exc: BaseException, writer: CorpusWriter) -> SingeridError:
