@@ -85,7 +85,7 @@ def enrol(home: str | Path | Home | None, singer: str, songs: Sequence[str | Pat
     """
     summary = manage.enrol(_home(home), singer, list(songs), db_url=db, album=album, progress=progress, **kwargs)
     embed = summary.embed
-    failures = tuple(Failure(p, e) for p, e in embed.failures) if embed is not None else ()
+    failures = tuple(Failure(p, e) for p, e in (*embed.failures, *embed.failed_before)) if embed is not None else ()
     return ChangeResult("enrol", singer, summary.n_songs, summary.n_blocks,
                         n_skipped=embed.n_skipped if embed is not None else 0, failures=failures,
                         index_vectors=summary.index_vectors, unknown_threshold=summary.unknown_threshold)

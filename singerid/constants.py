@@ -39,4 +39,15 @@ BASELINE_SEEDS = (0, 21, 42)  # CRNN baseline repeats its album split with these
 ARTIST20_ALBUM_SPLIT = (4, 1, 1)  # paper §3.1: per artist 4 albums train, 1 val, 1 test
 SINGER_SONG_SPLIT = (8, 1, 1)  # paper §3.1: singer32/60 train:val:test = 8:1:1 per singer
 SONG_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # literature's "song split" (explicit option only)
-AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".m4a")
+AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg")  # what libsndfile decodes
+# AAC / ALAC in MP4 containers: libsndfile cannot decode them and no pinned pure-pip decoder exists
+# (PyAV bundles FFmpeg); such files are reported with advice to convert, never silently skipped.
+UNSUPPORTED_AUDIO_EXTENSIONS = (".m4a", ".aac", ".mp4", ".alac", ".wma")
+
+# --- Limits on the work one input may cause (ours; each can be raised: singerid.audio.AudioLimits) ---
+MAX_AUDIO_SECONDS = 2 * 3600.0  # ours: longer than any album side or concert set we know of (2 h)
+MIN_SAMPLE_RATE_HZ = 8_000  # ours: telephone band; below it a voice is unintelligible (Nyquist 4 kHz)
+MAX_SAMPLE_RATE_HZ = 384_000  # ours: the highest rate of studio / DXD formats
+MAX_CHANNELS = 16  # ours: 3rd-order ambisonics (16) and 7.1.4 (12) fit; more is not a song
+DECODE_BUDGET_BYTES = 32 * 2**20  # ours: raw samples decoded per read, whatever rate x channels (32 MiB)
+MAX_ABS_SAMPLE = 1e3  # ours: +60 dBFS; float files go a little past 1.0, never this far (1e30 is garbage)

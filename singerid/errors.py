@@ -27,3 +27,25 @@ class DatasetError(SingeridError):
 
 class ArtefactError(SingeridError):
     """A model, index, store or manifest that is missing, mismatched or tampered with."""
+
+
+def printable(text: object) -> str:
+    """``text`` safe to show on one terminal line: control characters (newlines, escape sequences)
+    and undecodable file-name bytes are written as Python escapes (``\\n``, ``\\x1b``, ``\\udcff``
+    -> ``\\xff``); everything else, accents included, is left as it is.
+
+    Use it on every file name that goes into a message or an output line.
+    """
+    s = str(text)
+    if s.isprintable():
+        return s
+    out = []
+    for ch in s:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(ascii(ch)[1:-1])
+    return "".join(out)

@@ -67,7 +67,7 @@ def test_schema_creation_is_idempotent(store_url):
     with MetadataStore(store_url) as again, MetadataStore(store_url) as third:
         assert again.n_blocks() == third.n_blocks() == 90
     tables = set(inspect(create_engine(store_url)).get_table_names())
-    assert {"singers", "songs", "blocks", "indexes", "failures", "store_info"} <= tables
+    assert {"singers", "songs", "blocks", "indexes", "failed_files", "store_info"} <= tables
 
 
 def test_schema_version_mismatch_is_refused(store_url):
@@ -249,3 +249,38 @@ def test_unusable_urls_are_clear_errors(tmp_path):
         MetadataStore("nosuchdb://x")
     with pytest.raises(ArtefactError, match=r"cannot open metadata store sqlite:///.*/missing/meta.sqlite"):
         MetadataStore(f"sqlite:///{tmp_path / 'missing' / 'meta.sqlite'}")
+
+
+def test_a_failure_is_one_row_per_file_updated_on_each_attempt(store):
+    for attempt in range(3):
+        store.record_failure("/corpus/bad.wav", f"bad.wav: attempt {attempt}", size_bytes=10, mtime_ns=5)
+    (only,) = store.failures()
+    assert (only.path, only.error, only.n_failures, only.size_bytes) == ("/corpus/bad.wav", "bad.wav: attempt 2", 3, 10)
+    assert store.failed_before("/corpus/bad.wav", size_bytes=10, mtime_ns=5) is not None
+    assert store.failed_before("/corpus/bad.wav", size_bytes=11, mtime_ns=5) is None  # the file changed
+    store.clear_failure("/corpus/bad.wav")
+    assert store.failures() == []
+
+
+def test_a_version_1_store_is_upgraded_in_place_keeping_one_failure_per_file(tmp_path):
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:  # the v1 layout: one failures row per attempt
+        conn.execute(text("CREATE TABLE store_info (id INTEGER PRIMARY KEY, schema_version INTEGER, "
+                          "next_block_id BIGINT, model_sha256 VARCHAR(64), feature_config_json TEXT, "
+                          "created_at DATETIME)"))
+        conn.execute(text("INSERT INTO store_info VALUES (1, 1, 0, NULL, NULL, '2024-01-01 00:00:00')"))
+        conn.execute(text("CREATE TABLE failures (id INTEGER PRIMARY KEY, path TEXT, stage VARCHAR(32), "
+                          "error TEXT, created_at DATETIME)"))
+        for i, path in enumerate(["/a.wav", "/b.wav", "/a.wav", "/a.wav"]):
+            conn.execute(text("INSERT INTO failures (path, stage, error, created_at) VALUES (:p, 'embed', :e, "
+                              ":t)"), {"p": path, "e": f"error {i}", "t": f"2024-01-0{i + 1} 00:00:00"})
+    engine.dispose()
+    with MetadataStore(url) as upgraded:
+        got = {(f.path, f.error, f.n_failures) for f in upgraded.failures()}
+        assert got == {("/a.wav", "error 3", 3), ("/b.wav", "error 1", 1)}
+    assert "failures" not in set(inspect(create_engine(url)).get_table_names())
+    with MetadataStore(url) as again:  # opening again is a no-op
+        assert len(again.failures()) == 2

@@ -8,17 +8,24 @@ from pathlib import Path
 import numpy as np
 
 from singerid import constants as C
-from singerid.audio.blocks import BlockBatch, block_starts, n_blocks, segment_blocks, stream_blocks
-from singerid.audio.features import LogMel
-from singerid.audio.load import AudioInfo, Waveform, check_path, iter_audio, iter_waveform, load_audio, probe_audio
-from singerid.config import FeatureConfig
-from singerid.errors import AudioError
+from singerid.audio.env import ensure_numba_cache
+
+ensure_numba_cache()  # before librosa (features) loads numba
+
+from singerid.audio.blocks import BlockBatch, block_starts, n_blocks, segment_blocks, stream_blocks  # noqa: E402
+from singerid.audio.features import LogMel  # noqa: E402
+from singerid.audio.load import (  # noqa: E402
+    AudioInfo, AudioLimits, Waveform, check_path, default_limits, iter_audio, iter_waveform, load_audio, probe_audio,
+)
+from singerid.config import FeatureConfig  # noqa: E402
+from singerid.errors import AudioError, printable  # noqa: E402
 
 ChunkTransform = Callable[[np.ndarray], np.ndarray]  # mono float32 (n,) -> float32 (n,), e.g. voice separation
 Source = str | Path | Waveform  # an audio file, or audio already in memory
 
 __all__ = [
-    "AudioInfo", "ChunkTransform", "BlockBatch", "Source", "Waveform", "LogMel", "block_starts", "check_path", "compute_logmel", "iter_audio",
+    "AudioInfo", "AudioLimits", "ChunkTransform", "BlockBatch", "Source", "Waveform", "LogMel", "block_starts",
+    "check_path", "compute_logmel", "default_limits", "iter_audio",
     "iter_song_blocks", "iter_waveform", "load_audio", "n_blocks", "probe_audio", "segment_blocks", "song_blocks",
     "stream_blocks",
 ]
@@ -44,7 +51,8 @@ def iter_song_blocks(path: Source, cfg: FeatureConfig, *, logmel: LogMel | None 
                      transform: ChunkTransform | None = None) -> Iterator[BlockBatch]:
     """Stream the blocks of one file in bounded memory (about ``chunk_seconds`` of audio).
 
-    ``transform`` maps each decoded chunk before the log-mel (see ``compute_logmel``). Raises AudioError for bad audio, for a file shorter than one block, and when every block
+    ``transform`` maps each decoded chunk before the log-mel (see ``compute_logmel``). Raises
+    AudioError for bad audio, for a file shorter than one block, and when every block
     was dropped as silent.
     """
     front = logmel or LogMel(cfg)
@@ -88,4 +96,4 @@ def _check_long_enough(path: Source, n_samples: int, cfg: FeatureConfig) -> None
 
 
 def _name(source: Source) -> str:
-    return source.name if isinstance(source, Waveform) else str(Path(source))
+    return source.name if isinstance(source, Waveform) else printable(Path(source))

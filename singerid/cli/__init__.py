@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from singerid.cli.common import QUIET_KEY
-from singerid.errors import SingeridError
+from singerid.errors import SingeridError, printable
 
 # command name -> "module:function"; the order here is the order of `singerid --help`.
 COMMANDS: dict[str, str] = {
@@ -141,7 +141,13 @@ def _is_global_flag(arg: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the group and turn errors into one line and an exit code."""
+    """Console entry point: run the group and turn errors into one line and an exit code.
+
+    Exit codes: 0 done; 1 a data or artefact error (or a batch in which some files failed);
+    2 a usage error; 3 a bug in singerid ("Internal error"); 130 interrupted. Errors of the
+    environment that the library did not wrap (a file or folder that cannot be read, a damaged
+    database, a JSON file that is garbage or nested too deeply) are still one line and exit 1.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     # torch and FAISS each keep an OpenMP thread pool; with the default (active) wait policy the
@@ -149,12 +155,16 @@ def main(argv: list[str] | None = None) -> None:
     # embedding stage of a 4-minute query 1.5-2.3x faster (measured 0.63-0.69 s vs 1.0-1.6 s,
     # 2 threads). Must be set before torch or faiss load; a value the user set is kept.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from singerid.audio.env import ensure_numba_cache
+
+    ensure_numba_cache()  # a user who may not write the venv or $HOME still gets librosa's numba code
     try:
         code = cli.main(args=args, prog_name="singerid", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:  # bad arguments: click's own message, exit 2
+        exc.message = printable(exc.format_message())
         exc.show()
         sys.exit(exc.exit_code)
     except SingeridError as exc:
@@ -168,11 +178,38 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a message
         if debug:
             raise
+        environment = _environment_error(exc)
+        if environment is not None:
+            click.echo(f"Error: {environment}", err=True)
+            sys.exit(1)
         click.echo(f"Internal error (please report): {type(exc).__name__}: {_one_line(exc)}; "
                    "rerun with --debug for the traceback", err=True)
         sys.exit(EXIT_INTERNAL)
     sys.exit(code if isinstance(code, int) else 0)
 
 
+def _environment_error(exc: BaseException) -> str | None:
+    """One line for an error of the environment the library let through, or None for a bug."""
+    import json
+
+    if isinstance(exc, OSError):
+        where = printable(exc.filename) + ": " if exc.filename is not None else ""
+        return f"{where}{exc.strerror or _one_line(exc)}; check that it exists and that you may read and write it"
+    if isinstance(exc, UnicodeError):
+        return f"text that is not valid UTF-8 ({_one_line(exc)}); rename the file or fix its encoding"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"a JSON file is not valid JSON ({_one_line(exc)}); restore it or rebuild it"
+    if isinstance(exc, RecursionError):
+        return "an input is nested too deeply to read (a damaged or hostile JSON file?); restore it or rebuild it"
+    try:
+        from sqlalchemy.exc import DatabaseError
+    except ImportError:  # pragma: no cover - sqlalchemy is a dependency
+        return None
+    if isinstance(exc, DatabaseError):
+        return (f"the metadata database is damaged or unreadable ({_one_line(getattr(exc, 'orig', None) or exc)}); "
+                "restore meta.sqlite from a backup or embed the corpus into a new home")
+    return None
+
+
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return printable(" ".join(str(exc).split())) or type(exc).__name__

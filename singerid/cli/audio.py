@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from singerid.cli.common import json_option, print_json
-from singerid.errors import AudioError
+from singerid.errors import AudioError, printable
 
 
 @click.command("check-audio")
@@ -16,7 +16,9 @@ from singerid.errors import AudioError
 def check_audio(files: tuple[Path, ...], as_json: bool) -> None:
     """Decode FILES as singerid would and report duration and 1-s blocks, or the error.
 
-    Exits 1 if any file is unusable (missing, corrupt, silent, shorter than one block...).
+    Exits 1 if any file is unusable (missing, corrupt, truncated, silent, shorter than one
+    block, past the limits on duration, rate or channels...); every file is still reported.
+    File names with control characters or bytes that are not UTF-8 are shown with escapes (\\n, \\x1b, \\xff).
 
     \b
     Example:
@@ -32,10 +34,10 @@ def check_audio(files: tuple[Path, ...], as_json: bool) -> None:
         try:
             info = probe_audio(path)
             n = sum(len(batch) for batch in iter_song_blocks(path, cfg, logmel=front))
-            rows.append({"file": str(path), "ok": True, "format": info.format, "sample_rate": info.sample_rate,
+            rows.append({"file": printable(path), "ok": True, "format": info.format, "sample_rate": info.sample_rate,
                          "channels": info.channels, "seconds": round(info.duration_seconds, 2), "blocks": n})
         except AudioError as exc:
-            rows.append({"file": str(path), "ok": False, "error": str(exc)})
+            rows.append({"file": printable(path), "ok": False, "error": printable(" ".join(str(exc).split()))})
     if as_json:
         print_json(rows)
     else:

@@ -27,11 +27,18 @@ def _home(path: Path):
 @click.option("--album", default=None, help="Album name to record for these songs.")
 @click.option("--add-to-existing", is_flag=True,
               help="Add the songs to a singer already in the store (without it, an existing name is refused).")
+@click.option("--retry-failed", is_flag=True,
+              help="Try again songs that failed in an earlier run although they have not changed since.")
 @device_option
 @json_option
 def enrol(singer: str, songs: tuple[Path, ...], home: Path, db_url: str | None, album: str | None,
-          add_to_existing: bool, device: str, as_json: bool) -> None:
+          add_to_existing: bool, retry_failed: bool, device: str, as_json: bool) -> None:
     """Add a new SINGER from SONGS without retraining: stored, indexed, queryable at once.
+
+    A bad song never stops the others: it is recorded (once per file) and the rest are enrolled;
+    a rerun does not try it again while it is unchanged unless --retry-failed. Exit status (as
+    embed-corpus and evaluate): 0 every song is stored; 1 some failed and the others were
+    stored; 2 usage error.
 
     The unknown-singer threshold (query --reject-unknown) is recalibrated on the new index.
     A name already in the store is refused unless --add-to-existing says the songs are that
@@ -47,7 +54,7 @@ def enrol(singer: str, songs: tuple[Path, ...], home: Path, db_url: str | None, 
     device = check_device_option(device)
     where_home = _home(home)
     result = singerid.enrol(where_home, singer, songs, db=db_url, album=album, progress=progress_mode(),
-                            add_to_existing=add_to_existing, device=device)
+                            add_to_existing=add_to_existing, device=device, retry_failed=retry_failed)
     if as_json:
         print_json(result.to_dict())
     else:

@@ -48,15 +48,22 @@ def _home(path: Path):
                    "or GPUs, hold]; --threads is then the CPUs (torch threads) of each, default 1.")
 @click.option("--actor-gpus", type=click.FloatRange(0), default=None,
               help="GPUs per Ray actor (--engine ray) [default: 1 when the cluster has GPUs, else 0].")
+@click.option("--retry-failed", is_flag=True,
+              help="Try again files that failed in an earlier run although they have not changed since.")
 @json_option
 def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, which: str, split_rule: str | None,
                  seed: int, model_kind: str | None, batch_size: int, threads: int | None, device: str, engine: str,
                  address: str | None, ray_cpus: int | None, actors: int | None, actor_gpus: float | None,
-                 as_json: bool) -> None:
+                 retry_failed: bool, as_json: bool) -> None:
     """Embed the songs of DATA_DIR into the home's vector database (resumable, idempotent).
 
     Each song is decoded, cut into 1-s blocks, embedded and stored in one transaction; a
-    rerun skips songs already stored, and bad files are recorded and skipped. With --engine ray
+    rerun skips songs already stored. A bad file never stops the run: it is recorded (once per
+    file, see `singerid info`) and the rest are stored; a rerun does not try it again while it
+    is unchanged (same size and mtime) unless --retry-failed.
+
+    Exit status (as enrol and evaluate): 0 every song is stored; 1 some files failed (now, or
+    in an earlier run and unchanged) and the others were stored; 2 usage error. With --engine ray
     the songs are embedded by Ray actors (on this machine, or on a cluster given by --address,
     whose nodes must see DATA_DIR at the same path) and stored here, the same way.
 
@@ -78,7 +85,7 @@ def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, w
     tracks = data.tracks if which == "all" else data.select(which)
     if ray_cfg is None:
         summary = embed_tracks(_home(home), tracks, model_kind=model_kind, db_url=db_url, batch_size=batch_size,
-                               progress=progress_mode(), device=device)
+                               progress=progress_mode(), device=device, retry_failed=retry_failed)
     else:
         from singerid.distributed import embed_tracks_ray
 
@@ -89,7 +96,9 @@ def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, w
                     "added": summary.n_added, "skipped": summary.n_skipped, "failed": summary.n_failed,
                     "blocks": summary.n_blocks, "seconds": round(summary.seconds, 3),
                     "x_real_time": round(summary.x_real_time, 1), "repaired_rows": summary.repaired_rows,
-                    "failures": [{"path": p, "error": e} for p, e in summary.failures]})
+                    "failures": [{"path": p, "error": e} for p, e in summary.failures],
+                    "failed_before": [{"path": p, "error": e} for p, e in summary.failed_before]})
+        _exit_if_incomplete(summary)
         return
     click.echo(f"{data.name} ({data.layout}), {which} split: {data.split_rule}")
     click.echo(f"{'songs':>8} {'added':>8} {'skipped':>8} {'failed':>8} {'blocks':>9} {'seconds':>8} {'x RT':>7}")
@@ -97,9 +106,23 @@ def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, w
                f"{summary.n_blocks:>9,} {summary.seconds:>8.1f} {summary.x_real_time:>7,.0f}")
     for path, error in summary.failures:
         click.echo(f"failed: {error}", err=True)
+    for path, error in summary.failed_before:
+        click.echo(f"failed before, unchanged, not retried: {error}", err=True)
     if summary.repaired_rows:
         click.echo(f"repaired: dropped {summary.repaired_rows} uncommitted rows of an interrupted run", err=True)
     click.echo(summary.line())
+    _exit_if_incomplete(summary)
+
+
+def _exit_if_incomplete(summary) -> None:  # noqa: ANN001 - EmbedSummary (imported lazily)
+    """Exit status 1 (one line on stderr) when some songs were not stored; the rest were."""
+    from singerid.errors import SingeridError
+
+    if not summary.complete:
+        n_bad = summary.n_failed + summary.n_failed_before
+        retry = " (--retry-failed tries the unchanged ones again)" if summary.n_failed_before else ""
+        raise SingeridError(f"{n_bad:,} of {summary.n_songs:,} songs could not be stored{retry}; "
+                            f"the other {summary.n_songs - n_bad:,} are stored")
 
 
 def _ray_config(engine: str, device: str, *, address: str | None, ray_cpus: int | None, actors: int | None,

@@ -12,7 +12,10 @@ from datetime import datetime, timezone
 from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1  # bump on any table change; a store with another version is refused on open
+SCHEMA_VERSION = 2  # bump on any table change; a store with another version is refused on open
+# 2: failures keyed by file (one row per path: latest error, count, size and mtime), was one row per attempt.
+# Older versions that ``MetadataStore`` upgrades in place on open (see store_migrate.py).
+MIGRATABLE_VERSIONS = (1,)
 
 SONG_STATUSES = ("embedded",)  # song row and all its block rows committed together
 
@@ -94,12 +97,19 @@ class IndexBuild(Base):
 
 
 class Failure(Base):
-    """A song that could not be embedded; the run went on without it."""
+    """A file that could not be embedded: one row per path, updated on every new attempt.
 
-    __tablename__ = "failures"
+    A rerun skips a path whose size and mtime are unchanged since it failed (unless asked to
+    retry); a file that is later stored loses its row.
+    """
+
+    __tablename__ = "failed_files"
     id: Mapped[int] = mapped_column(Id64, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, index=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)  # absolute, as the run saw it
     stage: Mapped[str] = mapped_column(String(32))
-    error: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
-
+    error: Mapped[str] = mapped_column(Text)  # the latest one-line error
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)  # of the file when it last failed
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    n_failures: Mapped[int] = mapped_column(Integer, default=1)  # attempts that failed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)  # first failure
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)  # latest failure

@@ -15,17 +15,20 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 
 import numpy as np
 from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import Session
 
 from singerid.config import FeatureConfig
 from singerid.errors import ArtefactError, ParameterError
-from singerid.index.schema import SCHEMA_VERSION, Base, Block, Failure, IndexBuild, Singer, Song, StoreInfo
+from singerid.index.schema import (
+    MIGRATABLE_VERSIONS, SCHEMA_VERSION, Base, Block, Failure, IndexBuild, Singer, Song, StoreInfo,
+)
+from singerid.index.store_migrate import migrate
 from singerid.index.store_records import (
     BlockInfo, BlockLabels, BlockLocations, FailureRecord, IndexBuildRecord, NewSong, SingerCount, SongRecord,
     StoreCounts,
@@ -56,8 +59,16 @@ class MetadataStore:
         try:
             Base.metadata.create_all(self._engine)  # checks first: idempotent
             found = self._schema_version()
-        except OperationalError as exc:
-            raise ArtefactError(f"cannot open metadata store {self.url}: {_first_line(exc.orig or exc)}") from exc
+        except DBAPIError as exc:  # locked, unreachable, or not a database at all (a damaged file)
+            raise ArtefactError(f"cannot open metadata store {self.url}: {_first_line(exc.orig or exc)}"
+                                f"{_damaged_advice(self.url, exc)}") from exc
+        if found in MIGRATABLE_VERSIONS:
+            try:
+                found = migrate(self._engine, found)
+            except DBAPIError as exc:
+                raise ArtefactError(f"cannot upgrade metadata store {self.url} from schema version {found}: "
+                                    f"{_first_line(exc.orig or exc)}; restore a backup or embed into a new home"
+                                    ) from exc
         if found != SCHEMA_VERSION:
             raise ArtefactError(f"metadata store {self.url} has schema version {found}, this singerid needs "
                                 f"{SCHEMA_VERSION}; embed the corpus into a new home (or a new --db)")
@@ -182,18 +193,47 @@ class MetadataStore:
         end = int(s.execute(stmt).scalar_one())  # the row lock serialises concurrent writers
         return np.arange(end - n, end, dtype=np.int64)
 
-    def record_failure(self, path: str, error: str, *, stage: str = "embed") -> None:
-        """Log a song that could not be processed (its own transaction; the run goes on)."""
+    def record_failure(self, path: str, error: str, *, stage: str = "embed", size_bytes: int | None = None,
+                       mtime_ns: int | None = None) -> None:
+        """Record that ``path`` could not be processed (its own transaction; the run goes on).
+
+        One row per path: a new failure of a recorded path updates its error, stage, size, mtime
+        and time, and counts one more attempt.
+        """
+        values = {"stage": stage, "error": " ".join(str(error).split()), "size_bytes": size_bytes,
+                  "mtime_ns": mtime_ns, "updated_at": datetime.now(timezone.utc)}
+        for attempt in range(2):
+            try:
+                with self._session() as s:
+                    moved = s.execute(update(Failure).where(Failure.path == str(path))
+                                      .values(n_failures=Failure.n_failures + 1, **values)).rowcount
+                    if not moved:
+                        s.add(Failure(path=str(path), n_failures=1, created_at=values["updated_at"], **values))
+                return
+            except IntegrityError:  # another writer inserted this path between our update and insert
+                if attempt:
+                    raise
+
+    def failed_before(self, path: str, *, size_bytes: int, mtime_ns: int) -> FailureRecord | None:
+        """The recorded failure of ``path`` if the file is unchanged since (same size and mtime), else None."""
         with self._session() as s:
-            s.add(Failure(path=str(path), stage=stage, error=" ".join(str(error).split())))
+            f = s.scalars(select(Failure).where(Failure.path == str(path), Failure.size_bytes == size_bytes,
+                                                Failure.mtime_ns == mtime_ns)).one_or_none()
+            return _failure_record(f) if f is not None else None
+
+    def clear_failure(self, path: str) -> None:
+        """Forget the failure of ``path`` (it has been stored since)."""
+        with self._session() as s:
+            s.execute(delete(Failure).where(Failure.path == str(path)))
 
     def failures(self, *, since: datetime | None = None) -> list[FailureRecord]:
-        """Recorded failures, oldest first (optionally only those at or after ``since``)."""
+        """Recorded failures, one per path, in order of first failure (optionally only those that
+        failed again at or after ``since``)."""
         stmt = select(Failure).order_by(Failure.id)
         if since is not None:
-            stmt = stmt.where(Failure.created_at >= since)
+            stmt = stmt.where(Failure.updated_at >= since)
         with self._session() as s:
-            return [FailureRecord(f.path, f.stage, f.error, f.created_at) for f in s.scalars(stmt)]
+            return [_failure_record(f) for f in s.scalars(stmt)]
 
     # --- removing ------------------------------------------------------------------------
     def remove_singer(self, name: str) -> np.ndarray:
@@ -320,6 +360,20 @@ class MetadataStore:
             return [IndexBuildRecord(b.index_type, json.loads(b.params_json), b.n_vectors, b.dim, b.model_sha256,
                                      b.file_name, b.file_sha256, b.ids_sha256, b.created_at)
                     for b in s.scalars(select(IndexBuild).order_by(IndexBuild.id))]
+
+
+def _failure_record(f: Failure) -> FailureRecord:
+    return FailureRecord(f.path, f.stage, f.error, f.created_at, f.n_failures, f.size_bytes, f.mtime_ns,
+                         f.updated_at)
+
+
+def _damaged_advice(url: str, exc: DBAPIError) -> str:
+    """What to do when SQLite says the file is not a database (or is malformed)."""
+    text = str(exc.orig or exc).lower()
+    if url.startswith("sqlite") and ("not a database" in text or "malformed" in text or "corrupt" in text):
+        return ("; the database file is damaged: restore it from a backup, or move it aside and embed the corpus "
+                "again (embed-corpus, then build-index)")
+    return ""
 
 
 def _song_select():

@@ -134,10 +134,16 @@ class StoreCounts:
 
 @dataclass(frozen=True, slots=True)
 class FailureRecord:
+    """One file that could not be embedded (one per path; the latest error)."""
+
     path: str
     stage: str
     error: str
-    created_at: datetime
+    created_at: datetime  # first failure
+    n_failures: int = 1  # attempts that failed
+    size_bytes: int | None = None  # of the file at its latest failure
+    mtime_ns: int | None = None
+    updated_at: datetime | None = None  # latest failure
 
 
 @dataclass(frozen=True, slots=True)

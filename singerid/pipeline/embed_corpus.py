@@ -2,10 +2,12 @@
 
 Per song: blocks are streamed from the file (bounded memory), embedded, appended to a shard
 (fsynced), then the song row and its block rows are committed in ONE transaction. A rerun
-skips songs already stored (by content SHA-256); opening the shards for writing truncates any
+skips songs already stored (by content SHA-256) and files that failed before and have not changed
+since (same path, size and mtime; ``retry_failed`` tries them again); opening the shards for writing truncates any
 rows an interrupted run appended but never committed, so after a kill at any moment a rerun
-ends with no duplicated and no missing blocks. A bad file is recorded in ``failures`` and the
-run goes on.
+ends with no duplicated and no missing blocks. A bad file is recorded in the store's failures
+(one row per path, updated on each attempt) and the run goes on; so is a byte-identical copy of
+a stored song under another singer.
 
 Two parts, so that more than one engine can use them: ``embed_song`` (audio in, vectors out; no
 store) and ``CorpusWriter`` (the single writer: shards + store, the tally and the progress).
@@ -16,6 +18,7 @@ actors and commits their results through the same writer.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,12 +30,12 @@ import numpy as np
 from singerid.audio import BlockBatch, check_path, probe_audio, stream_blocks
 from singerid.embedder.cache import FeatureCache
 from singerid.embedder.embed import Embedder
-from singerid.errors import AudioError, ParameterError
+from singerid.errors import AudioError, ParameterError, printable
 from singerid.index.files import sha256_file
 from singerid.index.home import Home
 from singerid.index.shards import ShardSet
 from singerid.index.store import MetadataStore
-from singerid.index.store_records import NewSong
+from singerid.index.store_records import NewSong, SongRecord
 from singerid.pipeline.common import load_embedder, open_store, record_model, resolve_model_kind
 from singerid.progress import Progress, ProgressArg
 from singerid.records import Track
@@ -65,27 +68,41 @@ class EmbedSummary:
     n_songs: int  # songs given
     n_added: int
     n_skipped: int  # already stored (same content hash)
-    n_failed: int
+    n_failed: int  # failed in this run
     n_blocks: int  # blocks added
     audio_seconds: float  # duration of the songs added
     seconds: float  # wall time
     failures: tuple[tuple[str, str], ...] = ()  # (path, error) of this run
     repaired_rows: int = 0  # uncommitted shard rows of an interrupted run that were dropped
     added: tuple[StoredSong, ...] = ()  # with their vectors; empty when the writer keeps none (the Ray engine)
+    failed_before: tuple[tuple[str, str], ...] = ()  # (path, recorded error) not tried: failed in an earlier
+    # run and unchanged since (see retry_failed)
+
+    @property
+    def n_failed_before(self) -> int:
+        return len(self.failed_before)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every song given is stored now (none failed, now or unchanged since an earlier run)."""
+        return self.n_failed == 0 and self.n_failed_before == 0
 
     @property
     def x_real_time(self) -> float:
         return self.audio_seconds / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
+        before = (f", {self.n_failed_before:,} failed before and unchanged (not retried; --retry-failed)"
+                  if self.n_failed_before else "")
         return (f"embedded {self.n_added:,} songs -> {self.n_blocks:,} blocks in {self.seconds:.1f} s "
-                f"({self.x_real_time:,.0f}x real time); {self.n_skipped:,} already stored, {self.n_failed:,} failed")
+                f"({self.x_real_time:,.0f}x real time); {self.n_skipped:,} already stored, {self.n_failed:,} failed"
+                f"{before}")
 
 
 def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None = None, db_url: str | None = None,
                  batch_size: int = 64, progress: ProgressArg = False, durable: bool = True,
                  embedder: Embedder | None = None, features: FeatureCache | None = None,
-                 label: str = "embed-corpus", device: str = "cpu") -> EmbedSummary:
+                 label: str = "embed-corpus", device: str = "cpu", retry_failed: bool = False) -> EmbedSummary:
     """Embed ``tracks`` into the home's store and shards (not the index: see build_index / enrol).
 
     A singer the model was trained on is stored as "trained", any other as "enrolled".
@@ -93,7 +110,10 @@ def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None 
     blocks are then read from it instead of decoding (and separating) the songs again, with
     the same blocks and offsets. ``progress`` (a ``singerid.progress`` mode or the old bool) shows
     a bar named ``label``, or one line at the end (and every ~30 s). ``device``: where the home's
-    model runs when ``embedder`` is not given. Raises ArtefactError when the home's model is missing or
+    model runs when ``embedder`` is not given. ``retry_failed``: also try files that failed in an
+    earlier run and have not changed since (by default they are counted in ``n_failed_before`` and
+    left alone). One bad file never stops the run: unreadable, corrupt, absurd or duplicated audio
+    is recorded and the run goes on. Raises ArtefactError when the home's model is missing or
     differs from the stored vectors'.
     """
     started = time.perf_counter()
@@ -106,13 +126,20 @@ def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None 
         for track in tracks:
             try:
                 path = check_path(track.path)
+                if not retry_failed and writer.failed_before(path):
+                    continue
                 sha = sha256_file(path)
-                if writer.is_stored(sha):
+                stored = writer.stored_song(sha)
+                if stored is not None:
+                    if stored.singer != track.singer:
+                        raise AudioError(f"{printable(path)}: same audio as {printable(stored.path)}, stored under "
+                                         f"singer {stored.singer!r}, not {track.singer!r}; not stored twice "
+                                         "(remove one copy, or fix the singer it belongs to)")
                     writer.skip()
                     continue
                 writer.commit(track, sha, embed_song(path, embedder, features=features, batch_size=batch_size))
-            except AudioError as exc:
-                writer.fail(str(track.path), str(exc))
+            except (AudioError, OSError, UnicodeError) as exc:
+                writer.fail(str(track.path), _file_error(track.path, exc))
     return writer.summary(n_songs=len(tracks), started=started)
 
 
@@ -128,7 +155,10 @@ def embed_song(path: str | Path, embedder: Embedder, *, features: FeatureCache |
     info = probe_audio(path)
     pieces, offsets = [], []
     for batch in _blocks(path, embedder, features):
-        pieces.append(embedder.embed(batch.blocks, batch_size=batch_size))  # (n, d) per streamed chunk
+        try:
+            pieces.append(embedder.embed(batch.blocks, batch_size=batch_size))  # (n, d) per streamed chunk
+        except ParameterError as exc:  # what the model refuses in this file's blocks is this file's fault
+            raise AudioError(f"{printable(path)}: cannot be embedded ({exc})") from exc
         offsets.append(batch.offsets_seconds)
     if not pieces:
         raise AudioError(f"{path}: every block is below the silence threshold "
@@ -153,22 +183,42 @@ class CorpusWriter:
         self.added: list[StoredSong] = []
         self.failures: list[tuple[str, str]] = []
         self.n_added = self.n_skipped = self.n_blocks = 0
+        self.failed_before_runs: list[tuple[str, str]] = []
         self.audio_seconds = 0.0
 
     def is_stored(self, content_sha256: str) -> bool:
         """Whether a song with this content is in the store already."""
         return self.store.find_song(content_sha256) is not None
 
+    def stored_song(self, content_sha256: str) -> SongRecord | None:
+        """The stored song with this content (whoever its singer), or None."""
+        return self.store.find_song(content_sha256)
+
+    def failed_before(self, path: str | Path) -> bool:
+        """Whether ``path`` failed in an earlier run and is unchanged since; if so it is counted
+        (``n_failed_before``, one progress step) and should not be tried again."""
+        stamp = _file_stamp(path)
+        record = None if stamp is None else self.store.failed_before(_key(path), size_bytes=stamp[0],
+                                                                     mtime_ns=stamp[1])
+        if record is None:
+            return False
+        self.failed_before_runs.append((printable(path), record.error))
+        self._tick()
+        return True
+
     def skip(self) -> None:
         """Count one song that is stored already."""
         self.n_skipped += 1
         self._tick()
 
-    def fail(self, path: str, error: str) -> None:
-        """Record one unusable file (in the store's failures and this run's tally); the run goes on."""
+    def fail(self, path: str, error: str, *, stage: str = "embed") -> None:
+        """Record one unusable file (in the store's failures, one row per path, and this run's
+        tally) with its size and mtime, so that a rerun skips it while it stays unchanged."""
+        error = printable(" ".join(str(error).split()))
         log.warning("%s", error)
-        self.store.record_failure(path, error)
-        self.failures.append((path, error))
+        stamp = _file_stamp(path) or (None, None)
+        self.store.record_failure(_key(path), error, stage=stage, size_bytes=stamp[0], mtime_ns=stamp[1])
+        self.failures.append((printable(path), error))
         self._tick()
 
     def commit(self, track: Track, content_sha256: str, vectors: SongVectors) -> StoredSong | None:
@@ -186,6 +236,7 @@ class CorpusWriter:
                        singer_kind="trained" if track.singer in self.known_singers else "enrolled")
         ids = self.store.add_song(song, offsets_seconds=vectors.offsets_seconds, shard=span.shard,
                                   first_row=span.first_row)
+        self.store.clear_failure(song.path)  # a file that failed before and has been fixed
         stored = StoredSong(song.path, ids, vectors.embeddings)
         if self.keep_vectors:
             self.added.append(stored)
@@ -200,11 +251,14 @@ class CorpusWriter:
         return EmbedSummary(n_songs=n_songs, n_added=self.n_added, n_skipped=self.n_skipped,
                             n_failed=len(self.failures), n_blocks=self.n_blocks, audio_seconds=self.audio_seconds,
                             seconds=time.perf_counter() - started, failures=tuple(self.failures),
-                            repaired_rows=self.repaired_rows, added=tuple(self.added))
+                            repaired_rows=self.repaired_rows, added=tuple(self.added),
+                            failed_before=tuple(self.failed_before_runs))
 
     def close_line(self) -> str:
         return (f"{self.n_blocks:,} blocks" + (f", {self.n_skipped:,} already stored" if self.n_skipped else "")
-                + (f", {len(self.failures):,} failed" if self.failures else ""))
+                + (f", {len(self.failures):,} failed" if self.failures else "")
+                + (f", {len(self.failed_before_runs):,} failed before (not retried)" if self.failed_before_runs
+                   else ""))
 
     def _tick(self) -> None:
         self.bar.update(1, blocks=self.n_blocks, failed=len(self.failures))
@@ -232,6 +286,28 @@ def open_corpus_writer(home: Home, embedder: Embedder, *, total: int, db_url: st
                                       repaired_rows=sum(shards.repaired.values()), keep_vectors=keep_vectors)
                 yield writer
                 bar.close(writer.close_line())
+
+
+def _key(path: str | Path) -> str:
+    """How the store names a file: its absolute path (as songs.path)."""
+    return str(Path(path).absolute())
+
+
+def _file_stamp(path: str | Path) -> tuple[int, int] | None:
+    """(size in bytes, mtime in ns) of ``path``, or None if it cannot be read."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _file_error(path: str | Path, exc: BaseException) -> str:
+    """The one-line error of one file; environment errors (OSError, bad names) get its name."""
+    if isinstance(exc, AudioError):
+        return str(exc)
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+    return f"{printable(path)}: cannot read ({reason})"
 
 
 def _blocks(path: Path, embedder: Embedder, features: FeatureCache | None) -> Iterator[BlockBatch]:

@@ -57,14 +57,15 @@ class ChangeSummary:
 
 def enrol(home: Home, singer: str, songs: Sequence[str | Path], *, db_url: str | None = None,
           album: str | None = None, progress: ProgressArg = False, add_to_existing: bool = False,
-          device: str = "cpu") -> ChangeSummary:
+          device: str = "cpu", retry_failed: bool = False) -> ChangeSummary:
     """Add ``songs`` of ``singer`` to the store and (if one exists) the index, and recalibrate the
     unknown-singer threshold on the new index. Bad files are recorded as failures, as in embed-corpus.
 
     ``add_to_existing``: add the songs to a singer already in the store (refused otherwise, so that
     a new voice is never merged into another singer by a name clash); a rerun of the same enrol
     (every stored song of the singer among ``songs``) is allowed either way. ``device``: where
-    torch embeds ("cpu", "cuda"). Raises ParameterError for an empty or reserved name ("unknown",
+    torch embeds ("cpu", "cuda"). ``retry_failed``: try songs that failed before and are unchanged
+    (skipped otherwise, as in embed-corpus). Raises ParameterError for an empty or reserved name ("unknown",
     the answer for singers the index does not know) or no songs, DatasetError for a name clash.
     """
     name = singer.strip()
@@ -83,7 +84,7 @@ def enrol(home: Home, singer: str, songs: Sequence[str | Path], *, db_url: str |
     kind = manifest.model.kind if manifest.model is not None else resolve_model_kind(home, None)
     embedder = load_embedder(home, kind, device=device)
     summary = embed_tracks(home, tracks, model_kind=kind, db_url=db_url, progress=progress, embedder=embedder,
-                           label="enrol")
+                           label="enrol", retry_failed=retry_failed)
     manifest = home.read_manifest(missing_ok=True)
     if manifest.index is None:
         log.warning("no index yet: run `singerid build-index --home %s` to make the enrolled songs searchable",
