@@ -12,9 +12,17 @@
     time, bytes per vector, queries/s, recall@11 against the exact blockwise ground truth
     (vectors.exact_search), and agreement of the K=11 majority vote with the exact vote, per block
     and per song (held-out songs of the same singers, as in the paper's test split).
+(c) The roofline of exact search for one song: Q = 240 query blocks (a 4-minute song) against
+    N = 1M references, d = 32 and 128, against two rooflines measured in the same run, best of
+    interleaved repeats: the machine's float32 GEMM peak (square 2048^3 numpy matmul) and a
+    numpy sgemm of the same shapes (240 x d times d x N, in 4,096-row blocks, no top-k).
+    "before" is FAISS's own threaded flat search (IndexFlatIP with vectors.BLAS_QUERY_THRESHOLD,
+    what VectorIndex ran until the sharded search); "after" is VectorIndex.search today (one
+    single-threaded FAISS knn per core over its own database shard, vectors._search_shards).
 Prints tables and writes JSON; the last stdout line is the JSON summary.
 
-Usage: python scripts/bench_index.py [--quick] [--json-out bench-out/index.json] [--threads N]
+Usage: python scripts/bench_index.py [--quick] [--sections exact,approximate,roofline]
+           [--json-out bench-out/index.json] [--threads N]
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ import torch  # noqa: E402
 
 from singerid.constants import K_NEIGHBOURS  # noqa: E402
 from singerid.index.choice import IndexSpec, make_spec  # noqa: E402
-from singerid.index.vectors import VectorIndex, exact_search  # noqa: E402
+from singerid.index.vectors import VectorIndex, blas_threshold, exact_search  # noqa: E402
 
 SHIPPED_BLAS_THRESHOLD = faiss.cvar.distance_compute_blas_threshold  # read before anything changes it
 TILE_BYTES = 256 * 1024**2  # numpy / torch similarity tile per query batch
@@ -172,7 +180,7 @@ def bench_approximate(n_ref: int, d: int, rng: np.random.Generator, test_songs: 
            "ground_truth_seconds": truth_seconds,
            "exact_block_accuracy": float(np.mean(exact_blocks == query_labels)),
            "exact_song_accuracy": float(np.mean(exact_songs == song_labels)), "types": {}}
-    for index_type in ("flat", "flat-fp16", "ivf-pq", "hnsw"):
+    for index_type in ("flat", "flat-fp16", "ivf-flat", "ivf-pq", "hnsw"):
         spec = make_spec(index_type, dim=d, n_vectors=len(ref))
         build = time.perf_counter()
         index = VectorIndex.build(spec, ref, np.arange(len(ref)))
@@ -195,6 +203,62 @@ def bench_approximate(n_ref: int, d: int, rng: np.random.Generator, test_songs: 
             "block_accuracy": float(np.mean(blocks == query_labels)),
         }
     return out
+
+
+ROOFLINE_QUERIES = 240  # one 4-minute song
+ROOFLINE_REFERENCES = 1_000_000
+SAME_SHAPE_BLOCK_ROWS = 4096  # database rows per numpy sgemm in the same-shape roofline
+
+
+def bench_roofline(d: int, rng: np.random.Generator, repeats: int) -> dict:
+    """GFLOP/s of exact search (before / after) and of the two GEMM rooflines, best of ``repeats``."""
+    n, nq = ROOFLINE_REFERENCES, ROOFLINE_QUERIES
+    x, q = random_unit(n, d, rng), random_unit(nq, d, rng)
+    square = rng.standard_normal((2048, 2048), dtype=np.float32)
+    index = VectorIndex.build(IndexSpec("flat", d), x, np.arange(n))
+    plain = faiss.IndexFlatIP(d)
+    plain.add(x)
+    tile = np.empty((nq, SAME_SHAPE_BLOCK_ROWS), dtype=np.float32)
+
+    def same_shape_gemm() -> None:
+        for s in range(0, n, SAME_SHAPE_BLOCK_ROWS):
+            block = x[s:s + SAME_SHAPE_BLOCK_ROWS]
+            np.matmul(q, block.T, out=tile[:, :len(block)])
+
+    def before() -> None:
+        with blas_threshold():
+            plain.search(q, K_NEIGHBOURS)
+
+    flops = {"peak": 2.0 * 2048**3, "same_shape_gemm": 2.0 * nq * n * d, "before": 2.0 * nq * n * d,
+             "after": 2.0 * nq * n * d}
+    methods = {"peak": lambda: square @ square, "same_shape_gemm": same_shape_gemm, "before": before,
+               "after": lambda: index.search(q, K_NEIGHBOURS)}
+    for method in methods.values():
+        method()  # warm-up
+    seconds = dict.fromkeys(methods, float("inf"))
+    for _ in range(repeats):  # interleaved: the machine is shared, its speed drifts
+        for name, method in methods.items():
+            seconds[name] = min(seconds[name], timed(method))
+    gflops = {name: flops[name] / seconds[name] / 1e9 for name in methods}
+    row = {"d": d, "n": n, "queries": nq, **{f"{name}_gflops": rate for name, rate in gflops.items()}}
+    for name in ("before", "after"):
+        row[f"{name}_of_peak"] = gflops[name] / gflops["peak"]
+        row[f"{name}_of_same_shape"] = gflops[name] / gflops["same_shape_gemm"]
+        row[f"{name}_seconds_per_song"] = seconds[name]
+    row["same_shape_of_peak"] = gflops["same_shape_gemm"] / gflops["peak"]
+    return row
+
+
+def print_roofline(rows: list[dict]) -> None:
+    print(f"\n(c) exact search of one song ({ROOFLINE_QUERIES} blocks) vs {ROOFLINE_REFERENCES:,} references, "
+          f"K={K_NEIGHBOURS}, GFLOP/s (best of interleaved repeats)")
+    print(f"{'d':>4} | {'peak':>6} {'same-shape':>10} | {'before':>7} {'after':>7} | {'before/peak':>11} "
+          f"{'after/peak':>10} | {'before/same':>11} {'after/same':>10} | {'s/song before':>13} {'after':>6}")
+    for r in rows:
+        print(f"{r['d']:>4} | {r['peak_gflops']:>6.0f} {r['same_shape_gemm_gflops']:>10.0f} | "
+              f"{r['before_gflops']:>7.0f} {r['after_gflops']:>7.0f} | {r['before_of_peak']:>11.0%} "
+              f"{r['after_of_peak']:>10.0%} | {r['before_of_same_shape']:>11.0%} {r['after_of_same_shape']:>10.0%} | "
+              f"{r['before_seconds_per_song']:>13.3f} {r['after_seconds_per_song']:>6.3f}")
 
 
 def print_exact(rows: list[dict], peak: float) -> None:
@@ -226,6 +290,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer sizes and queries (under 2 minutes)")
     parser.add_argument("--json-out", type=Path, default=Path("bench-out/index.json"))
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for FAISS, torch and BLAS")
+    parser.add_argument("--sections", default="exact,approximate,roofline",
+                        help="which parts to run: exact, approximate, roofline (comma-separated)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits  # scikit-learn's dependency; caps numpy's BLAS threads
@@ -234,26 +300,33 @@ def main() -> None:
     faiss.omp_set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
+    sections = set(args.sections.split(","))
     budget = SECONDS_PER_CASE / (2 if args.quick else 1)
     peak = gemm_gflops(2048 if args.quick else 4096, 3)
-    sizes = {32: (10_000, 100_000, 1_000_000), 128: (10_000, 100_000) if args.quick else (10_000, 100_000, 1_000_000)}
-    exact = [bench_exact(d, n, peak, budget, 1 if args.quick else 3, rng) for d, ns in sizes.items() for n in ns]
-    print_exact(exact, peak)
-    approx = bench_approximate(100_000 if args.quick else 800_000, 32, rng, 1 if args.quick else 2)
-    print_approximate(approx)
-    summary = {
-        "threads": args.threads, "quick": args.quick, "gemm_gflops": round(peak, 1),
-        "exact": {f"d{r['d']}_n{r['n']}": {key: round(r[key], 4) for key in (
+    summary: dict = {"threads": args.threads, "quick": args.quick, "gemm_gflops": round(peak, 1)}
+    exact, approx, roofline = [], {}, []
+    if "exact" in sections:
+        sizes = {32: (10_000, 100_000, 1_000_000),
+                 128: (10_000, 100_000) if args.quick else (10_000, 100_000, 1_000_000)}
+        exact = [bench_exact(d, n, peak, budget, 1 if args.quick else 3, rng) for d, ns in sizes.items() for n in ns]
+        print_exact(exact, peak)
+        summary["exact"] = {f"d{r['d']}_n{r['n']}": {key: round(r[key], 4) for key in (
             "faiss_qps", "numpy_qps", "torch_qps", "faiss_shipped_qps", "faiss_over_numpy", "faiss_over_torch",
-            "faiss_over_shipped", "faiss_roofline",
-            "numpy_roofline", "torch_roofline")} for r in exact},
-        "approximate": {name: {key: round(t[key], 4) for key in ("recall_at_11", "block_vote_agreement",
-                                                                 "song_vote_agreement", "bytes_per_vector", "qps",
-                                                                 "build_seconds")}
-                        for name, t in approx["types"].items()},
-    }
+            "faiss_over_shipped", "faiss_roofline", "numpy_roofline", "torch_roofline")} for r in exact}
+    if "approximate" in sections:
+        approx = bench_approximate(100_000 if args.quick else 800_000, 32, rng, 1 if args.quick else 2)
+        print_approximate(approx)
+        summary["approximate"] = {name: {key: round(t[key], 4) for key in (
+            "recall_at_11", "block_vote_agreement", "song_vote_agreement", "bytes_per_vector", "qps",
+            "build_seconds")} for name, t in approx["types"].items()}
+    if "roofline" in sections:
+        roofline = [bench_roofline(d, rng, 3 if args.quick else 7) for d in ((32,) if args.quick else (32, 128))]
+        print_roofline(roofline)
+        summary["roofline"] = {f"d{r['d']}": {key: round(value, 4) for key, value in r.items()
+                                              if key not in ("d", "n", "queries")} for r in roofline}
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
-    args.json_out.write_text(json.dumps({"summary": summary, "exact": exact, "approximate": approx}, indent=2))
+    args.json_out.write_text(json.dumps({"summary": summary, "exact": exact, "approximate": approx,
+                                         "roofline": roofline}, indent=2))
     print(f"\nwrote {args.json_out}")
     print(json.dumps(summary))
 

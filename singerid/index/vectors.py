@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from singerid.errors import ArtefactError, ParameterError
 from singerid.index import ondisk
@@ -46,6 +48,7 @@ BLAS_QUERY_THRESHOLD = 20
 # BLAS_DATABASE_ROWS rows: bench_index.py measured 240 queries vs 1M x 32 at 42 % of the GEMM
 # peak with FAISS's own threading (1,024-row tiles) and 73 % this way, on 2 cores.
 SHARD_MIN_ROWS = 65_536
+SHARDS_PER_THREAD = 4  # shards are taken in turn, so a core slowed by another process holds up less
 BLAS_DATABASE_ROWS = 4096
 GPU_INDEX_TYPES = ("flat", "ivf-flat", "ivf-pq")  # types faiss-gpu builds and converts back to the same CPU type
 
@@ -300,7 +303,7 @@ class VectorIndex:
         return sims, ids
 
     def _flat_shards(self) -> int:
-        """Threads for the sharded exact search (0: search as one FAISS call)."""
+        """Threads of the sharded exact search (0: search as one FAISS call)."""
         threads = faiss.omp_get_max_threads()
         inner = _inner(self._index)
         if (threads < 2 or not isinstance(inner, faiss.IndexFlat) or not isinstance(self._index, faiss.IndexIDMap)
@@ -318,21 +321,23 @@ class VectorIndex:
         plain search; neighbours tied in float32 may come in another order.
         """
         inner = _inner(self._index)
-        n, d, shards = inner.ntotal, inner.d, self._flat_shards()
+        n, d, threads = inner.ntotal, inner.d, self._flat_shards()
         base = faiss.rev_swig_ptr(inner.get_xb(), n * d).reshape(n, d)  # the index's storage, not a copy
+        shards = max(threads, min(SHARDS_PER_THREAD * threads, n // SHARD_MIN_ROWS))  # spares balance a busy core
         bounds = np.linspace(0, n, shards + 1).astype(np.int64)
 
         def one(part: int) -> tuple[np.ndarray, np.ndarray]:
             faiss.omp_set_num_threads(1)  # this thread's FAISS and (OpenMP) BLAS
             return faiss.knn(queries, base[bounds[part]:bounds[part + 1]], k, metric=faiss.METRIC_INNER_PRODUCT)
 
-        before = faiss.cvar.distance_compute_blas_database_bs
-        faiss.cvar.distance_compute_blas_database_bs = BLAS_DATABASE_ROWS
-        try:
-            with ThreadPoolExecutor(shards) as pool:
-                parts = list(pool.map(one, range(shards)))
-        finally:
-            faiss.cvar.distance_compute_blas_database_bs = before
+        with _SHARDED_SEARCH, _one_blas_thread():  # one sharded search at a time: the settings are global
+            before = faiss.cvar.distance_compute_blas_database_bs
+            faiss.cvar.distance_compute_blas_database_bs = BLAS_DATABASE_ROWS
+            try:
+                with ThreadPoolExecutor(threads) as pool:
+                    parts = list(pool.map(one, range(shards)))
+            finally:
+                faiss.cvar.distance_compute_blas_database_bs = before
         heap = faiss.ResultHeap(len(queries), k, keep_max=True)
         for (sims, positions), first in zip(parts, bounds):
             heap.add_result(sims, np.where(positions >= 0, positions + first, -1))
@@ -361,6 +366,21 @@ def blas_threshold(queries: int = BLAS_QUERY_THRESHOLD) -> Iterator[None]:
         yield
     finally:
         faiss.cvar.distance_compute_blas_threshold = before
+
+
+_SHARDED_SEARCH = threading.Lock()
+_BLAS: list[ThreadpoolController] = []  # created on first use, once FAISS's BLAS is loaded
+
+
+def _one_blas_thread():
+    """Within the block, BLAS libraries run single-threaded (each shard's thread is one core's work).
+
+    OpenBLAS keeps its thread count globally, so without this each shard's sgemm would start its
+    own threads: 35 % slower at d=128 on 2 cores (bench_index.py).
+    """
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def _empty_index(spec: IndexSpec) -> faiss.Index:
