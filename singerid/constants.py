@@ -43,6 +43,7 @@ AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg")  # what libsndfile decodes
 # AAC / ALAC in MP4 containers: libsndfile cannot decode them and no pinned pure-pip decoder exists
 # (PyAV bundles FFmpeg); such files are reported with advice to convert, never silently skipped.
 UNSUPPORTED_AUDIO_EXTENSIONS = (".m4a", ".aac", ".mp4", ".alac", ".wma")
+LISTED_AUDIO_EXTENSIONS = AUDIO_EXTENSIONS + UNSUPPORTED_AUDIO_EXTENSIONS  # what folder walks pick up
 
 # --- Limits on the work one input may cause (ours; each can be raised: singerid.audio.AudioLimits) ---
 MAX_AUDIO_SECONDS = 2 * 3600.0  # ours: longer than any album side or concert set we know of (2 h)

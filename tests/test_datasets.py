@@ -193,7 +193,7 @@ def test_artist20_listed_track_missing_on_disk_is_an_error_naming_it(tmp_path, p
         load_dataset(tmp_path)
     assert str(info.value) == (
         f"{tmp_path / 'lists' / 'a20-all-tracks.list'}: 1 listed track(s) missing under {tmp_path / 'mp3s-32k'}, "
-        "first 'cure/Album_5/07-Gone' (looked for .mp3/.wav/.flac/.ogg/.m4a)")
+        "first 'cure/Album_5/07-Gone' (looked for .mp3/.wav/.flac/.ogg)")
 
 
 def test_artist20_lists_split_without_split_lists_is_an_error(tmp_path, put):
@@ -404,11 +404,12 @@ def test_folder_skips_empty_singer_folders_with_a_warning_and_rejects_tiny_singe
     assert str(info.value) == "singer 'cid' has 2 songs; the split 8/1/1 needs at least 3 per singer"
 
 
-def test_two_files_of_one_song_are_an_error(tmp_path, put):
+def test_two_files_of_one_song_are_both_kept_and_do_not_stop_a_run(tmp_path, put, caplog):
     make_singer_tree(tmp_path, put, ["ann", "bob"], n_songs=3)
     put(tmp_path / "ann" / "song_00.mp3")
-    with pytest.raises(DatasetError, match=r"two audio files for song 'ann/song_00'"):
-        load_dataset(tmp_path)
+    ids = [t.song_id for t in load_dataset(tmp_path).tracks if t.singer == "ann"]
+    assert len(ids) == 4 and len(set(ids)) == 4 and any(i.startswith("ann/song_00.") for i in ids)
+    assert "two audio files for song 'ann/song_00'" in caplog.text
 
 
 # --- unknown layouts and bad options --------------------------------------------------------------

@@ -94,4 +94,4 @@ def _walk_into(here: Path, depth: int, seen: set[tuple[int, int]]) -> Iterator[P
 
 
 def _is_audio(name: str) -> bool:
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in C.AUDIO_EXTENSIONS
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in C.LISTED_AUDIO_EXTENSIONS

@@ -144,8 +144,13 @@ def _print_info(data: dict[str, Any]) -> None:
                             f"built {index['built_at']}"))
     cal = data.get("unknown_calibration")
     if cal:
-        click.echo(f"unknown-singer threshold: mean similarity {cal['min_similarity']:.3f} "
-                   f"(EER {cal['equal_error_rate']:.1%} over {cal['n_songs']} reference songs)")
+        try:
+            click.echo(f"unknown-singer threshold: mean similarity {cal['min_similarity']:.3f} "
+                       f"(EER {cal['equal_error_rate']:.1%} over {cal['n_songs']} reference songs)")
+        except (KeyError, TypeError, ValueError):  # a damaged calibration.json: say so, show the rest
+            error = cal.get("error") if isinstance(cal, dict) else None
+            click.echo(f"unknown-singer threshold: unreadable calibration.json ({error or 'unexpected content'}); "
+                       f"`singerid build-index --home {data['home']}` writes a new one")
     click.echo(f"{data['n_singers']:,} singers, {data['n_songs']:,} songs, {data['n_blocks']:,} blocks, "
                f"{data['failures']:,} recorded failures")
     splits = ("train", "val", "test")

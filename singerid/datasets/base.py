@@ -24,7 +24,7 @@ from pathlib import Path
 
 from singerid import constants as C
 from singerid.datasets.split import assign_split
-from singerid.errors import DatasetError, ParameterError
+from singerid.errors import DatasetError, ParameterError, printable
 from singerid.records import SPLITS, Split, Track
 
 log = logging.getLogger(__name__)
@@ -108,60 +108,107 @@ def check_root(root: str | Path) -> Path:
 
 
 def is_audio(name: str) -> bool:
-    """True for a visible file name with an audio extension (case-insensitive)."""
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in C.AUDIO_EXTENSIONS
+    """True for a visible file name with an audio extension (case-insensitive).
+
+    Formats singerid cannot decode (.m4a...) count too, so that they are reported as failures
+    with advice instead of vanishing from the dataset.
+    """
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in C.LISTED_AUDIO_EXTENSIONS
 
 
 def strip_audio_ext(name: str) -> str:
     """``name`` without a trailing audio extension (``"x.wav"`` -> ``"x"``, ``"x"`` -> ``"x"``)."""
     stem, ext = os.path.splitext(name)
-    return stem if ext.lower() in C.AUDIO_EXTENSIONS else name
+    return stem if ext.lower() in C.LISTED_AUDIO_EXTENSIONS else name
 
 
 def subdirs(path: Path) -> list[Path]:
-    """Visible sub-directories of ``path``, sorted by name (symlinks to directories included)."""
-    with os.scandir(path) as entries:
-        return sorted((Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir()),
-                      key=lambda p: p.name)
+    """Visible sub-directories of ``path``, sorted by name (symlinks to directories included).
+
+    Raises DatasetError if ``path`` cannot be listed; entries that cannot be examined are skipped.
+    """
+    return sorted((Path(e.path) for e in _entries(path) if not e.name.startswith(".") and _is(e, "dir")),
+                  key=lambda p: p.name)
 
 
 def audio_files(path: Path) -> list[Path]:
-    """Visible audio files directly in ``path``, sorted by name."""
-    with os.scandir(path) as entries:
-        return sorted((Path(e.path) for e in entries if is_audio(e.name) and e.is_file()), key=lambda p: p.name)
+    """Visible audio files directly in ``path``, sorted by name (DatasetError if it cannot be listed)."""
+    return sorted((Path(e.path) for e in _entries(path) if is_audio(e.name) and _is(e, "file")),
+                  key=lambda p: p.name)
 
 
 def walk_audio(top: Path, *, max_depth: int) -> Iterator[tuple[int, Path]]:
     """(depth, path) of every audio file under ``top``, depth 1 = directly in ``top``.
 
     Descends at most ``max_depth`` levels; hidden files and folders are skipped. Sorted order.
+    A folder reached twice (a symlink loop) is walked once; a folder below ``top`` that cannot be
+    read is skipped with a logged warning naming it (DatasetError only for ``top`` itself).
     """
+    seen: set[tuple[int, int]] = set()
     stack: list[tuple[int, Path]] = [(1, top)]
     while stack:
         depth, here = stack.pop()
-        with os.scandir(here) as it:
-            entries = sorted(it, key=lambda e: e.name)
+        try:
+            st = here.stat()
+            if (st.st_dev, st.st_ino) in seen:
+                log.warning("%s: folder already walked (a symlink loop?); skipped", printable(here))
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            entries = _entries(here)
+        except (OSError, DatasetError) as exc:
+            if here == top:
+                raise _unreadable(here, exc) from None
+            log.warning("%s", _unreadable(here, exc))
+            continue
         dirs = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir():
+            if _is(entry, "dir"):
                 if depth < max_depth:
                     dirs.append((depth + 1, Path(entry.path)))
-            elif is_audio(entry.name) and entry.is_file():
+            elif is_audio(entry.name) and _is(entry, "file"):
                 yield depth, Path(entry.path)
         stack.extend(reversed(dirs))
 
 
+def _entries(path: Path) -> list[os.DirEntry]:
+    """The entries of folder ``path`` sorted by name; DatasetError naming it if it cannot be read."""
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: BaseException) -> DatasetError:
+    if isinstance(exc, DatasetError):
+        return exc
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+    return DatasetError(f"{printable(path)}: cannot read folder ({reason}); check that it exists and that "
+                        "you may read it")
+
+
+def _is(entry: os.DirEntry, kind: str) -> bool:
+    """``entry.is_dir()`` / ``is_file()`` (following symlinks); False when it cannot be examined
+    (a dangling link, a symlink loop, a name too long, no permission)."""
+    try:
+        return entry.is_dir() if kind == "dir" else entry.is_file()
+    except OSError:
+        return False
+
+
 def describe_contents(path: Path) -> str:
     """What a directory holds, for error messages: "empty directory" or "2 folders, 3 other files"."""
-    with os.scandir(path) as entries:
-        visible = [e for e in entries if not e.name.startswith(".")]
+    try:
+        visible = [e for e in _entries(path) if not e.name.startswith(".")]
+    except DatasetError:
+        return "a folder that cannot be read"
     if not visible:
         return "empty directory"
-    n_dirs = sum(1 for e in visible if e.is_dir())
+    n_dirs = sum(1 for e in visible if _is(e, "dir"))
     n_files = len(visible) - n_dirs
-    names = ", ".join(repr(e.name) for e in sorted(visible, key=lambda e: e.name)[:3])
+    names = ", ".join(repr(printable(e.name)) for e in sorted(visible, key=lambda e: e.name)[:3])
     more = ", ..." if len(visible) > 3 else ""
     return f"{_plural(n_dirs, 'folder')}, {_plural(n_files, 'other file')} ({names}{more})"
 
@@ -171,11 +218,17 @@ def _plural(n: int, word: str) -> str:
 
 
 def unique_song_ids(items: Iterable[tuple[str, Path]]) -> dict[str, Path]:
-    """Map song id -> path; two audio files with one song id (``a.mp3`` and ``a.wav``) is a DatasetError."""
+    """Map song id -> path. Two audio files with one song id (``a.mp3`` and ``a.wav``) do not stop
+    a run: the later keeps its extension in its id (``a.wav``) and a warning names both."""
     out: dict[str, Path] = {}
     for song_id, path in items:
         if song_id in out:
-            raise DatasetError(f"two audio files for song {song_id!r}: {out[song_id]} and {path}; keep one")
+            unique, n = f"{song_id}{Path(path).suffix.lower()}", 2
+            while unique in out:
+                unique, n = f"{song_id}{Path(path).suffix.lower()}~{n}", n + 1
+            log.warning("two audio files for song %r: %s and %s; the second is song %r", song_id,
+                        printable(out[song_id]), printable(path), unique)
+            song_id = unique
         out[song_id] = path
     return out
 

@@ -12,7 +12,7 @@ why). "song": the 8:1:1 song split. "lists": a folder has no split files, so Dat
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from singerid import constants as C
@@ -42,7 +42,8 @@ def scan_tree(base: Path) -> dict[str, list[Song]]:
     """Singer folder name -> its songs (sorted by song id) for a ``<singer>/[<album>/]<song>`` tree.
 
     Singer folders without audio at depth 1-2 are left out with a logged warning; deeper
-    files are ignored and counted in the log. Raises DatasetError for two files of one song id.
+    files are ignored and counted in the log. Two files of one song id (``a.mp3``, ``a.wav``) are
+    both kept, the second under an id with its extension (a logged warning names both).
     """
     singers: dict[str, list[Song]] = {}
     for folder in subdirs(base):
@@ -58,7 +59,9 @@ def scan_tree(base: Path) -> dict[str, list[Song]]:
         if not songs:
             log.warning("%s: no audio files, not a singer folder; skipped", folder)
             continue
-        unique_song_ids((s.song_id, s.path) for s in songs)
+        ids = unique_song_ids((s.song_id, s.path) for s in songs)  # a second file of one song gets its own id
+        by_path = {path: song_id for song_id, path in ids.items()}
+        songs = [replace(s, song_id=by_path[s.path]) for s in songs]
         singers[folder.name] = sorted(songs, key=lambda s: s.song_id)
     return singers
 

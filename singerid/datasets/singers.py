@@ -88,7 +88,7 @@ def read_split_file(path: Path) -> dict[str, list[str]]:
     """singer -> file ids (extension stripped) of one JSON split file. Raises DatasetError."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # or nested too deeply
         raise DatasetError(f"{path}: not a readable JSON split file ({exc})") from exc
     if not isinstance(data, dict) or not all(
         isinstance(k, str) and isinstance(v, list) and all(isinstance(i, str) for i in v) for k, v in data.items()

@@ -121,7 +121,7 @@ def read_card(model_dir: Path) -> ModelCard:
                             "run `singerid train DATA --home HOME` first")
     try:
         data = json.loads(sidecar.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # or nested too deeply
         raise ArtefactError(f"{sidecar}: unreadable model sidecar ({exc}); retrain with `singerid train`") from exc
     if not isinstance(data, dict):
         raise ArtefactError(f"{sidecar}: not a valid model sidecar (top level is {type(data).__name__})")

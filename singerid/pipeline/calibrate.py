@@ -108,8 +108,9 @@ def load_calibration(home_root: Path, model_sha256: str, backend_sha256: str | N
                             f"run `singerid build-index --home {home_root}` or pass --min-similarity")
     try:
         calibration = Calibration(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError) as exc:
-        raise ArtefactError(f"cannot read {path}: {exc}; run `singerid build-index --home {home_root}`") from exc
+    except (OSError, ValueError, TypeError, RecursionError) as exc:  # RecursionError: nested too deeply
+        raise ArtefactError(f"cannot read {path}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}; "
+                            f"run `singerid build-index --home {home_root}`") from exc
     if calibration.model_sha256 != model_sha256:
         raise ArtefactError(f"{path} was made for another model; run `singerid build-index --home {home_root}`")
     if calibration.backend_sha256 != backend_sha256:

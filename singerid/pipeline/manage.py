@@ -224,7 +224,10 @@ def info(home: Home, *, db_url: str | None = None, check: bool = False) -> dict[
         "splits": list(entry.splits) if entry.splits else None, "gpu": entry.gpu, "front_end": entry.front_end,
         "backend": entry.backend}
     calibration = home.root / CALIBRATION_FILE
-    out["unknown_calibration"] = json.loads(calibration.read_text()) if calibration.is_file() else None
+    try:
+        out["unknown_calibration"] = json.loads(calibration.read_text()) if calibration.is_file() else None
+    except (OSError, ValueError, RecursionError) as exc:  # garbage or nested too deeply: say so, do not crash
+        out["unknown_calibration"] = {"error": f"cannot read {calibration}: {type(exc).__name__}"}
     index_state = None
     if check and entry is not None and home.index_path(entry).is_file():
         index = VectorIndex.load(home.index_path(entry))
