@@ -147,6 +147,10 @@ def evaluate(datasets, old_datasets, methods: tuple[str, ...], ablation: bool, s
     embedding on that torch device. Progress: bars on a terminal, one line per stage
     otherwise, nothing with -q. --json prints a summary (reports, predictions, numbers).
 
+    Exit status (as embed-corpus and enrol): 0 every dataset was evaluated (songs that cannot
+    be decoded are skipped, logged and left out of the counts); 1 some dataset failed and the
+    others were reported; 2 usage error.
+
     \b
     Example:
       singerid evaluate --data synthetic=demo-corpus --seeds 0 --epochs 8 --out demo-eval

@@ -158,7 +158,7 @@ class MetadataStore:
         try:
             with self._session() as s:
                 singer_id = self._singer_id(s, song.singer, song.singer_kind)
-                row = Song(singer_id=singer_id, path=song.path, song_key=song.song_key,
+                row = Song(singer_id=singer_id, path=db_path(song.path), song_key=db_path(song.song_key),
                            content_sha256=song.content_sha256, duration_seconds=float(song.duration_seconds),
                            dataset=song.dataset, album=song.album, split=song.split, status="embedded",
                            n_blocks=len(offsets))
@@ -205,10 +205,10 @@ class MetadataStore:
         for attempt in range(2):
             try:
                 with self._session() as s:
-                    moved = s.execute(update(Failure).where(Failure.path == str(path))
+                    moved = s.execute(update(Failure).where(Failure.path == db_path(path))
                                       .values(n_failures=Failure.n_failures + 1, **values)).rowcount
                     if not moved:
-                        s.add(Failure(path=str(path), n_failures=1, created_at=values["updated_at"], **values))
+                        s.add(Failure(path=db_path(path), n_failures=1, created_at=values["updated_at"], **values))
                 return
             except IntegrityError:  # another writer inserted this path between our update and insert
                 if attempt:
@@ -217,14 +217,14 @@ class MetadataStore:
     def failed_before(self, path: str, *, size_bytes: int, mtime_ns: int) -> FailureRecord | None:
         """The recorded failure of ``path`` if the file is unchanged since (same size and mtime), else None."""
         with self._session() as s:
-            f = s.scalars(select(Failure).where(Failure.path == str(path), Failure.size_bytes == size_bytes,
+            f = s.scalars(select(Failure).where(Failure.path == db_path(path), Failure.size_bytes == size_bytes,
                                                 Failure.mtime_ns == mtime_ns)).one_or_none()
             return _failure_record(f) if f is not None else None
 
     def clear_failure(self, path: str) -> None:
         """Forget the failure of ``path`` (it has been stored since)."""
         with self._session() as s:
-            s.execute(delete(Failure).where(Failure.path == str(path)))
+            s.execute(delete(Failure).where(Failure.path == db_path(path)))
 
     def failures(self, *, since: datetime | None = None) -> list[FailureRecord]:
         """Recorded failures, one per path, in order of first failure (optionally only those that
@@ -249,7 +249,7 @@ class MetadataStore:
 
     def remove_songs(self, paths: Sequence[str]) -> np.ndarray:
         """Delete songs by path with their blocks; singers left without songs go too. Returns block ids."""
-        paths = [str(p) for p in paths]
+        paths = [db_path(p) for p in paths]
         with self._session() as s:
             song_ids = _int_array(s.scalars(select(Song.id).where(Song.path.in_(paths))))
             found = set(s.scalars(select(Song.path).where(Song.path.in_(paths))))
@@ -360,6 +360,17 @@ class MetadataStore:
             return [IndexBuildRecord(b.index_type, json.loads(b.params_json), b.n_vectors, b.dim, b.model_sha256,
                                      b.file_name, b.file_sha256, b.ids_sha256, b.created_at)
                     for b in s.scalars(select(IndexBuild).order_by(IndexBuild.id))]
+
+
+def db_path(path: object) -> str:
+    """A file name as the store keeps it: bytes that are not UTF-8 (held by Python as lone
+    surrogates, which no database encoding accepts) become ``\\xNN`` escapes; all else unchanged."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _failure_record(f: Failure) -> FailureRecord:

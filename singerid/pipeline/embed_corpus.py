@@ -125,9 +125,9 @@ def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None 
                             label=label) as writer:
         for track in tracks:
             try:
-                path = check_path(track.path)
-                if not retry_failed and writer.failed_before(path):
+                if not retry_failed and writer.failed_before(track.path):
                     continue
+                path = check_path(track.path)
                 sha = sha256_file(path)
                 stored = writer.stored_song(sha)
                 if stored is not None:
