@@ -90,7 +90,7 @@ def embed_corpus(data_dir: Path, home: Path, db_url: str | None, dataset: str, w
         from singerid.distributed import embed_tracks_ray
 
         summary = embed_tracks_ray(_home(home), tracks, cluster=ray_cfg, model_kind=model_kind, db_url=db_url,
-                                   batch_size=batch_size, progress=progress_mode())
+                                   batch_size=batch_size, progress=progress_mode(), retry_failed=retry_failed)
     if as_json:
         print_json({"dataset": data.name, "split_rule": data.split_rule, "split": which, "songs": summary.n_songs,
                     "added": summary.n_added, "skipped": summary.n_skipped, "failed": summary.n_failed,

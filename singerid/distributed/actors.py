@@ -62,8 +62,8 @@ class SongEmbedder:
 
     Input batch: ``song`` int64 (b,) (the driver's number for each song), ``path`` str (b,)
     (absolute; every node must see the corpus at that path). Output batch: ``song`` int64 (b,),
-    ``error`` str (b,) ("" when the song embedded; else the AudioError, as the local engine records
-    it), ``embeddings`` float32 (b, n, d) (an object array of (n_i, d) when lengths differ; (0, d)
+    ``error`` str (b,) ("" when the song embedded; else the file's error, as the local engine
+    records it), ``embeddings`` float32 (b, n, d) (an object array of (n_i, d) when lengths differ; (0, d)
     for a failed song), ``offsets_seconds`` float64 likewise, ``duration_seconds`` float64 (b,).
     Other exceptions propagate: Ray Data stops the run, as the local engine would.
     """
@@ -82,18 +82,18 @@ class SongEmbedder:
         self.batch_size = batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from singerid.pipeline.embed_corpus import embed_song
+        from singerid.pipeline.embed_corpus import FILE_ERRORS, embed_song, file_error
 
         d = self.embedder.embedding_dim
         embeddings, offsets, durations, errors = [], [], [], []
         for path in batch["path"]:
             try:
                 vectors = embed_song(_check_on_node(str(path)), self.embedder, batch_size=self.batch_size)
-            except AudioError as exc:
+            except FILE_ERRORS as exc:  # recorded by the driver as the local engine records it
                 embeddings.append(np.zeros((0, d), dtype=np.float32))
                 offsets.append(np.zeros(0, dtype=np.float64))
                 durations.append(0.0)
-                errors.append(str(exc))
+                errors.append(file_error(str(path), exc))
             else:
                 embeddings.append(vectors.embeddings)
                 offsets.append(vectors.offsets_seconds)

@@ -1,6 +1,7 @@
 """``embed-corpus --engine ray``: Ray Data embeds the songs, this process (the driver) stores them.
 
-The driver hashes every song and asks the store which are new (stored songs never reach Ray),
+The driver triages every song as the local engine does (stored songs and unchanged earlier
+failures never reach Ray),
 then runs one Ray Data pipeline over the new ones: ``map_batches`` with a fixed pool of
 ``SongEmbedder`` actors (the model loads once per actor; a GPU each when the cluster has GPUs)
 decodes, separates (for a "vocals" model), computes the log-mel blocks and embeds each song.
@@ -19,21 +20,20 @@ import re
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from singerid import errors
-from singerid.audio import check_path
 from singerid.distributed.actors import ModelFiles, SongEmbedder
 from singerid.distributed.cluster import PoolPlan, RayConfig, import_ray, plan_pool, ray_session
-from singerid.errors import AudioError, SingeridError
-from singerid.index.files import sha256_file
+from singerid.errors import SingeridError
 from singerid.index.home import Home
 from singerid.pipeline.common import load_embedder, resolve_model_kind
-from singerid.pipeline.embed_corpus import CorpusWriter, EmbedSummary, SongVectors, open_corpus_writer
+from singerid.pipeline.embed_corpus import (
+    FILE_ERRORS, CorpusWriter, EmbedSummary, SongVectors, file_error, open_corpus_writer,
+)
 from singerid.progress import ProgressArg
 from singerid.records import Track
 
@@ -41,18 +41,18 @@ log = logging.getLogger(__name__)
 
 SONGS_PER_CALL = 1  # ours: one song per actor call, so a retry after a crash redoes one song
 MAX_INPUT_BLOCKS = 10_000  # ours: one song per Ray block up to here; more songs share blocks (driver memory)
-HASH_THREADS = 8  # ours: content hashing is file reading; threads overlap it (hashlib releases the GIL)
 _RAISED = re.compile(r"^singerid\.errors\.(\w+): (.+)$", re.MULTILINE)  # an actor's error in Ray's traceback text
 
 
 def embed_tracks_ray(home: Home, tracks: Sequence[Track], *, cluster: RayConfig = RayConfig(),
                      model_kind: str | None = None, db_url: str | None = None, batch_size: int = 64,
                      progress: ProgressArg = False, durable: bool = True, label: str = "embed-corpus",
-                     actor_class: type = SongEmbedder) -> EmbedSummary:
+                     retry_failed: bool = False, actor_class: type = SongEmbedder) -> EmbedSummary:
     """Embed ``tracks`` into the home as ``embed_tracks`` does, the work done by Ray actors.
 
     Same store, shards, skips, failure records and summary as the local engine (``added`` holds
-    no vectors: nothing but the counts is kept in memory). ``cluster`` says where and how wide;
+    no vectors: nothing but the counts is kept in memory; ``retry_failed`` as there). ``cluster``
+    says where and how wide;
     ``actor_class`` is the Ray Data callable class (``SongEmbedder`` or a subclass). Raises
     ParameterError when Ray is missing or the cluster cannot be reached, ArtefactError for the
     model as the local engine does, and SingeridError when the pipeline stops (what was stored
@@ -65,28 +65,23 @@ def embed_tracks_ray(home: Home, tracks: Sequence[Track], *, cluster: RayConfig 
     model = ModelFiles.read(home.model_dir(kind), weights_sha256=embedder.weights_sha256)
     with open_corpus_writer(home, embedder, total=len(tracks), db_url=db_url, durable=durable, progress=progress,
                             label=label, keep_vectors=False) as writer:
-        todo = _new_songs(tracks, writer)
+        todo = _new_songs(tracks, writer, retry_failed=retry_failed)
         if todo:
             _embed_on_ray(todo, writer, model, cluster, batch_size=batch_size, actor_class=actor_class)
     return writer.summary(n_songs=len(tracks), started=started)
 
 
-def _new_songs(tracks: Sequence[Track], writer: CorpusWriter) -> list[tuple[Track, str]]:
-    """The tracks (with their content SHA-256) not stored yet; bad files are recorded, stored ones counted."""
-    def content(track: Track) -> str | AudioError:
-        try:
-            return sha256_file(check_path(track.path))
-        except AudioError as exc:
-            return exc
-
+def _new_songs(tracks: Sequence[Track], writer: CorpusWriter, *, retry_failed: bool) -> list[tuple[Track, str]]:
+    """The tracks (with their content SHA-256) to embed, triaged as the local engine does: stored
+    songs and unchanged earlier failures are counted, bad files recorded; none of them reaches Ray."""
     todo = []
-    with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
-        for track, sha in zip(tracks, pool.map(content, tracks), strict=True):
-            if isinstance(sha, AudioError):
-                writer.fail(str(track.path), str(sha))
-            elif writer.is_stored(sha):
-                writer.skip()
-            else:
+    for track in tracks:
+        try:
+            sha = writer.triage(track, retry_failed=retry_failed)
+        except FILE_ERRORS as exc:
+            writer.fail(str(track.path), file_error(track.path, exc))
+        else:
+            if sha is not None:
                 todo.append((track, sha))
     return todo
 

@@ -42,6 +42,8 @@ from singerid.records import Track
 
 log = logging.getLogger(__name__)
 
+FILE_ERRORS = (AudioError, OSError, UnicodeError)  # what one bad file raises: recorded, and the run goes on
+
 
 @dataclass(frozen=True, slots=True)
 class StoredSong:
@@ -125,21 +127,12 @@ def embed_tracks(home: Home, tracks: Sequence[Track], *, model_kind: str | None 
                             label=label) as writer:
         for track in tracks:
             try:
-                if not retry_failed and writer.failed_before(track.path):
-                    continue
-                path = check_path(track.path)
-                sha = sha256_file(path)
-                stored = writer.stored_song(sha)
-                if stored is not None:
-                    if stored.singer != track.singer:
-                        raise AudioError(f"{printable(path)}: same audio as {printable(stored.path)}, stored under "
-                                         f"singer {stored.singer!r}, not {track.singer!r}; not stored twice "
-                                         "(remove one copy, or fix the singer it belongs to)")
-                    writer.skip()
-                    continue
-                writer.commit(track, sha, embed_song(path, embedder, features=features, batch_size=batch_size))
-            except (AudioError, OSError, UnicodeError) as exc:
-                writer.fail(str(track.path), _file_error(track.path, exc))
+                sha = writer.triage(track, retry_failed=retry_failed)
+                if sha is not None:
+                    writer.commit(track, sha, embed_song(track.path, embedder, features=features,
+                                                         batch_size=batch_size))
+            except FILE_ERRORS as exc:
+                writer.fail(str(track.path), file_error(track.path, exc))
     return writer.summary(n_songs=len(tracks), started=started)
 
 
@@ -205,6 +198,27 @@ class CorpusWriter:
         self.failed_before_runs.append((printable(path), record.error))
         self._tick()
         return True
+
+    def triage(self, track: Track, *, retry_failed: bool = False) -> str | None:
+        """Check one track before any decoding: its content SHA-256 when it must be embedded, else None
+        (stored already, or failed before and unchanged: counted here). Both engines call it first.
+
+        Raises what ``FILE_ERRORS`` names for a file to record: missing, unreadable, or the same
+        audio as a song stored under another singer.
+        """
+        if not retry_failed and self.failed_before(track.path):
+            return None
+        path = check_path(track.path)
+        sha = sha256_file(path)
+        stored = self.stored_song(sha)
+        if stored is None:
+            return sha
+        if stored.singer != track.singer:
+            raise AudioError(f"{printable(path)}: same audio as {printable(stored.path)}, stored under "
+                             f"singer {stored.singer!r}, not {track.singer!r}; not stored twice "
+                             "(remove one copy, or fix the singer it belongs to)")
+        self.skip()
+        return None
 
     def skip(self) -> None:
         """Count one song that is stored already."""
@@ -302,8 +316,8 @@ def _file_stamp(path: str | Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def _file_error(path: str | Path, exc: BaseException) -> str:
-    """The one-line error of one file; environment errors (OSError, bad names) get its name."""
+def file_error(path: str | Path, exc: BaseException) -> str:
+    """The one-line error of one file (``FILE_ERRORS``); environment errors (OSError, bad names) get its name."""
     if isinstance(exc, AudioError):
         return str(exc)
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
