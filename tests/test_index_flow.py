@@ -144,7 +144,8 @@ def test_build_index_auto_with_a_tiny_budget_goes_on_disk_and_answers_like_exact
     assert built["data_bytes"] == built["n_vectors"] * (4 * 32 + 8)  # compact lists: codes and ids, no slack
     entry = home.read_manifest().index
     assert entry.spec.on_disk and home.data_path(entry).is_file()
-    assert sorted(p.suffix for p in home.index_dir.iterdir() if p.suffix != ".npz") == [".faiss", ".ivfdata"]
+    named = home.index_file_names(entry)  # the previous generation (flat) stays for readers until the next swap
+    assert sorted(n.rsplit(".", 1)[1] for n in named if not n.endswith(".calibration.json")) == ["faiss", "ivfdata"]
     assert singerid.info(home.root, check=True).problems == ()
 
     code, out, err = _cli("query", *map(str, songs), "--home", str(home.root), "--nprobe", "1", "--format", "jsonl",
@@ -155,7 +156,8 @@ def test_build_index_auto_with_a_tiny_budget_goes_on_disk_and_answers_like_exact
     removed = ready_home.singer_of(songs[0])  # changing an on-disk index rewrites its lists beside a new file
     singerid.remove(home.root, singer=removed)
     entry = home.read_manifest().index
-    assert sorted(p.suffix for p in home.index_dir.iterdir() if p.suffix != ".npz") == [".faiss", ".ivfdata"]
+    named = home.index_file_names(entry)  # the lists moved beside the new file (the old pair stays one swap)
+    assert sorted(n.rsplit(".", 1)[1] for n in named if not n.endswith(".calibration.json")) == ["faiss", "ivfdata"]
     assert singerid.info(home.root, check=True).problems == ()
     with singerid.open(home.root) as sid:
         assert removed not in [r.singer for r in sid.identify_many(songs, evidence=0)]

@@ -6,16 +6,23 @@ nothing is opened or imported from FAISS or SQLAlchemy. Each problem is one line
 command that repairs it, and problems are reported layer by layer (see ``find_problems``) so
 that no line suggests a repair that cannot work yet. ``info --check`` prints them; every other command calls
 ``raise_if_inconsistent`` on load.
+
+The index is a snapshot: it is compared with the store rows it covers (its ids), not with the
+whole store, because a writer may be adding songs that the next index swap brings in. Blocks
+the store holds and the index does not yet are "pending", not a problem; blocks the index
+holds and the store lacks are one (writers swap the index before deleting rows).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from singerid.config import FeatureConfig
 from singerid.errors import ArtefactError
-from singerid.index.files import sha256_file
-from singerid.index.home import Home, Manifest, new_home_steps
+from singerid.index.files import ids_sha256, sha256_file
+from singerid.index.home import MODEL_SIDECAR, Home, Manifest, new_home_steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +39,15 @@ def find_problems(home: Home, manifest: Manifest, *, store: VectorsState | None 
                   index: VectorsState | None = None, model_sha256: str | None = None,
                   feature_config: FeatureConfig | None = None, front_end: str | None = None,
                   verify_checksum: bool = False, model_kind: str | None = None,
-                  model_error: str | None = None) -> list[str]:
+                  model_error: str | None = None, verify_data: bool = False) -> list[str]:
     """Human-readable disagreements between the parts given; an empty list when they agree.
 
-    store: the metadata store's blocks (restricted to the indexed splits); index: the loaded
-    FAISS index; model_sha256 / feature_config: the embedder in the home. ``verify_checksum``
-    re-hashes the index file (seconds for large indexes); otherwise only its size is compared.
+    store: the store's blocks among those the index holds (``covered_state``), or before an index
+    exists all its blocks; index: the loaded FAISS index; model_sha256 / feature_config: the
+    embedder in the home. model.json and calibration.json are always hashed (small files);
+    ``verify_checksum`` also re-hashes the index file and its back end (about 0.14 s per 130 MiB,
+    as much as loading it), ``verify_data`` the on-disk inverted lists (can be many GiB: info
+    --check); otherwise only their sizes are compared.
     ``model_kind`` / ``model_error``: the kind the home needs and why it could not be loaded.
 
     Problems come in layers, and only the first layer with a problem is reported, so that
@@ -47,6 +57,9 @@ def find_problems(home: Home, manifest: Manifest, *, store: VectorsState | None 
     """
     problems = _model_problems(home, manifest, store, model_sha256, feature_config, front_end,
                                model_kind, model_error)
+    card = card_problem(home, manifest)
+    if card is not None and not problems:
+        problems.append(card)
     if problems:
         return problems
     rebuild = f"run `singerid build-index --home {home.root}`"
@@ -71,6 +84,16 @@ def find_problems(home: Home, manifest: Manifest, *, store: VectorsState | None 
     data = home.data_path(entry)
     if data is not None and not data.is_file():
         problems.append(f"the inverted lists {data} of the on-disk index are missing; {rebuild}")
+    elif data is not None and entry.data_size_bytes is not None and data.stat().st_size != entry.data_size_bytes:
+        problems.append(f"the inverted lists {data} have {data.stat().st_size:,} bytes, the manifest says "
+                        f"{entry.data_size_bytes:,}; {rebuild}")
+    elif data is not None and verify_data and entry.data_sha256 is not None and sha256_file(data) != entry.data_sha256:
+        problems.append(f"the inverted lists {data} do not match their SHA-256 in the manifest; {rebuild}")
+    calibration = home.calibration_path(entry)
+    if calibration is not None and not calibration.is_file():
+        problems.append(f"{calibration} (the unknown-singer threshold of the index) is missing; {rebuild}")
+    elif calibration is not None and sha256_file(calibration) != entry.calibration_sha256:
+        problems.append(f"{calibration} does not match its SHA-256 in the manifest (changed by hand?); {rebuild}")
     backend = home.backend_path(entry)
     if entry.backend != "none" and (backend is None or not backend.is_file()):
         problems.append(f"the {entry.backend} back end of the index ({backend}) is missing; {rebuild}")
@@ -90,12 +113,35 @@ def find_problems(home: Home, manifest: Manifest, *, store: VectorsState | None 
     for name, state in (("the loaded index", index), ("the store", store)):
         if state is None:
             continue
-        if state.n_vectors != entry.n_vectors:
+        if name == "the store" and state.n_vectors < entry.n_vectors:
+            problems.append(f"the store lacks {entry.n_vectors - state.n_vectors:,} of the "
+                            f"{entry.n_vectors:,} blocks the index holds; {rebuild}")
+        elif state.n_vectors != entry.n_vectors:
             problems.append(f"{name} has {state.n_vectors:,} vectors, the manifest's index "
                             f"{entry.n_vectors:,}; {rebuild}")
         elif state.ids_sha256 is not None and state.ids_sha256 != entry.ids_sha256:
             problems.append(f"{name} holds other block ids than the manifest's index (same count); {rebuild}")
     return problems
+
+
+def covered_state(store_ids: np.ndarray, index_ids: np.ndarray, *, model_sha256: str | None = None,
+                  feature_config: FeatureConfig | None = None) -> VectorsState:
+    """The store's side of the snapshot: its blocks among ``index_ids`` (int64 sorted ids of both)."""
+    covered = store_ids[np.isin(store_ids, index_ids, assume_unique=True)]
+    return VectorsState(len(covered), ids_sha256(covered), model_sha256, feature_config)
+
+
+def card_problem(home: Home, manifest: Manifest) -> str | None:
+    """model.json (the singer list that names every answer) changed since the manifest recorded it."""
+    model = manifest.model
+    if model is None or model.card_sha256 is None:
+        return None
+    card = home.model_dir(model.kind) / MODEL_SIDECAR
+    if card.is_file() and sha256_file(card) != model.card_sha256:
+        return (f"{card} was changed after the home's vectors were embedded (it holds the singer names of the "
+                f"answers; SHA-256 {_short(sha256_file(card))}, the manifest records {_short(model.card_sha256)}): "
+                "restore it from a backup - it is never edited by hand")
+    return None
 
 
 def model_missing_problem(home: Home, kind: str, vectors_sha256: str | None, reason: str) -> str:

@@ -3,6 +3,10 @@
 A file is written under a temporary name in its own directory, flushed to disk, then renamed
 over the target with ``os.replace`` (atomic on POSIX): readers see the old file or the new one,
 never a partial one, and a failure leaves no temporary file behind.
+
+``crash_point`` marks the moments between durable steps of a write; the crash tests
+(tests/test_kills.py, scripts/bench_reliability.py) set ``SINGERID_CRASH_AT=N`` to make the process
+SIGKILL itself at the N-th point it passes, which visits every interleaving deterministically.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +26,24 @@ from singerid.errors import ArtefactError
 log = logging.getLogger(__name__)
 
 HASH_CHUNK_BYTES = 1 << 20
+CRASH_ENV = "SINGERID_CRASH_AT"  # tests only: SIGKILL this process at the N-th crash point (1-based)
+_crash_points_passed = 0
+
+
+def crash_point(name: str) -> None:
+    """A moment between two durable steps of a write; a no-op unless $SINGERID_CRASH_AT is set.
+
+    With ``SINGERID_CRASH_AT=N`` the N-th call in this process kills it with SIGKILL (no cleanup,
+    no atexit, as ``kill -9`` would), so a test can stop a command at every point in turn.
+    """
+    target = os.environ.get(CRASH_ENV)
+    if not target:
+        return
+    global _crash_points_passed
+    _crash_points_passed += 1
+    if _crash_points_passed == int(target):
+        log.warning("crash point %d (%s): killing this process", _crash_points_passed, name)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def sha256_file(path: Path) -> str:
@@ -68,10 +91,12 @@ def atomic_target(path: Path) -> Iterator[Path]:
             yield tmp
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+            crash_point(f"{path.name} written, not yet renamed")
             os.replace(tmp, path)
         except OSError as exc:
             raise ArtefactError(f"cannot write {path}: {exc.strerror or exc}") from exc
         fsync_dir(path.parent)
+        crash_point(f"{path.name} renamed")
     finally:
         if tmp.exists():
             tmp.unlink()

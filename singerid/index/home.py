@@ -9,9 +9,11 @@ Layout of HOME::
     manifest.json      model hash and kind, feature config, index type/params, counts, checksums
 
 The manifest is written atomically and read with validation; a missing, malformed or newer
-manifest is an ArtefactError that names the repair. Index files get unique names and the old
-one is deleted only after the manifest points at the new one, so a crash at any moment leaves a
-manifest and an index file that belong together.
+manifest is an ArtefactError that names the repair. Every name it holds is checked (a model kind
+singerid knows, plain file names inside the home: no ``../``, no absolute paths). Index files get
+unique names; a writer installs a new one (written, fsynced, renamed), then the manifest, and
+deletes only files two generations old, so a crash at any moment leaves a manifest and an index
+file that belong together, and a reader that read the previous manifest still finds its file.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ DEFAULT_HOME = "singerid-home"  # same as singerid.cli.common.DEFAULT_HOME
 MANIFEST_FORMAT = "singerid-manifest"
 MANIFEST_VERSION = 1  # bump when a field changes meaning (new fields with defaults keep old manifests readable)
 MODEL_SIDECAR = "model.json"  # same as singerid.embedder.checkpoint.SIDECAR_FILE: present once a model is trained
+KNOWN_MODEL_KINDS = ("crnn", "attcrnn")  # same as singerid.config.ModelConfig.kind
 INDEX_SUFFIX = ".faiss"
 BACKEND_SUFFIX = ".backend.npz"  # the fitted LDA/WCCN projection beside its index
 IVFDATA_SUFFIX = ".ivfdata"  # on-disk inverted lists beside their index file (singerid.index.ondisk)
+CALIBRATION_SUFFIX = ".calibration.json"  # the unknown-singer threshold made with its index (one generation)
 
 
 def utc_timestamp() -> str:
@@ -54,6 +58,7 @@ class ModelEntry:
     sha256: str  # Embedder.weights_sha256
     embedding_dim: int  # d
     front_end: str = "mix"  # FrontEndConfig.key of the model: "mix" or "vocals@<separation fingerprint>"
+    card_sha256: str | None = None  # of models/<kind>/model.json (singer list, configs); None: older manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,10 @@ class IndexEntry:
     backend: str = "none"  # projection applied before indexing and to queries: "none" or "lda-wccn"
     backend_file: str | None = None  # file name inside HOME/index/ holding the fitted back end
     backend_sha256: str | None = None  # of that file's bytes
+    calibration_file: str | None = None  # file name inside HOME/index/: the threshold made on this index
+    calibration_sha256: str | None = None  # of that file's bytes (HOME/calibration.json is a copy for people)
+    data_sha256: str | None = None  # of the on-disk inverted lists (.ivfdata) beside the file, when on disk
+    data_size_bytes: int | None = None
     built_at: str = field(default_factory=utc_timestamp)  # ISO 8601, UTC
 
 
@@ -95,12 +104,14 @@ class Manifest:
                      "feature_config": i.feature_config.to_dict(), "ids_sha256": i.ids_sha256,
                      "splits": list(i.splits) if i.splits is not None else None, "gpu": i.gpu,
                      "front_end": i.front_end, "backend": i.backend, "backend_file": i.backend_file,
-                     "backend_sha256": i.backend_sha256, "built_at": i.built_at}
+                     "backend_sha256": i.backend_sha256, "calibration_file": i.calibration_file,
+                     "calibration_sha256": i.calibration_sha256,
+                     "data_sha256": i.data_sha256, "data_size_bytes": i.data_size_bytes, "built_at": i.built_at}
         return {
             "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "updated_at": self.updated_at,
             "model": None if self.model is None else
             {"kind": self.model.kind, "sha256": self.model.sha256, "embedding_dim": self.model.embedding_dim,
-             "front_end": self.model.front_end},
+             "front_end": self.model.front_end, "card_sha256": self.model.card_sha256},
             "feature_config": None if self.feature_config is None else self.feature_config.to_dict(),
             "index": index,
         }
@@ -125,20 +136,37 @@ class Manifest:
                 raw["feature_config"] = FeatureConfig.from_dict(raw["feature_config"])
                 raw["splits"] = tuple(raw["splits"]) if raw.get("splits") is not None else None
                 index = IndexEntry(**raw)
-        except (TypeError, KeyError, SingeridError) as exc:
+        except (TypeError, KeyError, ValueError, AttributeError, SingeridError) as exc:
             raise ArtefactError(f"malformed manifest entry: {exc}") from exc
         _check_types(model, index)
         return cls(model, features, index, data.get("updated_at"))
 
 
 def _check_types(model: ModelEntry | None, index: IndexEntry | None) -> None:
-    if model is not None and not (isinstance(model.sha256, str) and isinstance(model.embedding_dim, int)):
-        raise ArtefactError(f"malformed model entry {model!r}")
-    if index is not None and not (isinstance(index.n_vectors, int) and isinstance(index.size_bytes, int)
-                                  and isinstance(index.file, str) and "/" not in index.file
-                                  and (index.backend_file is None or (isinstance(index.backend_file, str)
-                                                                      and "/" not in index.backend_file))):
+    """Types, and every name that becomes a path: a known model kind, plain file names."""
+    if model is not None:
+        if model.kind not in KNOWN_MODEL_KINDS:
+            raise ArtefactError(f"model kind {model.kind!r} is not one of {', '.join(KNOWN_MODEL_KINDS)}")
+        if not (isinstance(model.sha256, str) and isinstance(model.embedding_dim, int)
+                and (model.card_sha256 is None or isinstance(model.card_sha256, str))):
+            raise ArtefactError(f"malformed model entry {model!r}")
+    if index is None:
+        return
+    for name in (index.file, index.backend_file, index.calibration_file):
+        if name is not None and not is_plain_name(name):
+            raise ArtefactError(f"index file name {name!r} is not a plain file name inside the home")
+    if not (isinstance(index.n_vectors, int) and isinstance(index.size_bytes, int) and isinstance(index.sha256, str)
+            and index.file.endswith(INDEX_SUFFIX)
+            and all(v is None or isinstance(v, str) for v in (index.backend_sha256, index.calibration_sha256,
+                                                                index.data_sha256))
+            and (index.data_size_bytes is None or isinstance(index.data_size_bytes, int))):
         raise ArtefactError(f"malformed index entry for file {index.file!r}")
+
+
+def is_plain_name(name: object) -> bool:
+    """Whether ``name`` is one file name (no directory part, not . or .., no NUL, not hidden)."""
+    return (isinstance(name, str) and 0 < len(name) <= 255 and not name.startswith(".")
+            and not any(c in name for c in "/\\\0") and Path(name).name == name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,22 +235,54 @@ class Home:
         """The fitted back end of ``entry`` (None when its back end is "none")."""
         return None if entry.backend_file is None else self.index_dir / entry.backend_file
 
+    def calibration_path(self, entry: IndexEntry) -> Path | None:
+        """The unknown-singer threshold made with ``entry`` (None: too little data, or an older home)."""
+        return None if entry.calibration_file is None else self.index_dir / entry.calibration_file
+
     def data_path(self, entry: IndexEntry) -> Path | None:
         """The on-disk inverted lists of ``entry`` (None when its lists are inside the index file)."""
         return self.index_path(entry).with_suffix(IVFDATA_SUFFIX) if entry.spec.on_disk else None
 
-    def prune_index_files(self, manifest: Manifest) -> list[Path]:
-        """Delete index files (and stale temporaries) the manifest does not name; returns them."""
-        keep = {manifest.index.file, manifest.index.backend_file} if manifest.index is not None else set()
-        if manifest.index is not None and manifest.index.spec.on_disk:
-            keep.add(self.data_path(manifest.index).name)
+    def index_file_names(self, entry: IndexEntry | None) -> set[str]:
+        """The files in HOME/index/ that ``entry`` uses (index, back end, on-disk lists)."""
+        if entry is None:
+            return set()
+        names = {entry.file} | {name for name in (entry.backend_file, entry.calibration_file) if name}
+        return names | ({self.data_path(entry).name} if entry.spec.on_disk else set())
+
+    def prune_index_files(self, manifest: Manifest, *, keep: tuple[IndexEntry | None, ...] = ()) -> list[Path]:
+        """Delete index files (and stale temporaries) that neither the manifest nor ``keep`` name.
+
+        A writer that just pointed the manifest at a new index passes the previous entry in
+        ``keep``: a reader that read the previous manifest a moment ago still finds its files
+        (they go at the next swap). Call only while holding the writer lock. Returns what was deleted.
+        """
+        names = self.index_file_names(manifest.index)
+        for entry in keep:
+            names |= self.index_file_names(entry)
         removed = []
         if self.index_dir.is_dir():
             for path in self.index_dir.iterdir():
-                if path.name not in keep and (path.suffix in (INDEX_SUFFIX, IVFDATA_SUFFIX)
-                                              or path.name.endswith(BACKEND_SUFFIX) or ".tmp-" in path.name):
+                if path.name not in names and (path.suffix in (INDEX_SUFFIX, IVFDATA_SUFFIX)
+                                              or path.name.endswith((BACKEND_SUFFIX, CALIBRATION_SUFFIX))
+                                              or ".tmp-" in path.name):
                     path.unlink()
                     removed.append(path)
+        return removed
+
+    def clean_leftovers(self) -> list[Path]:
+        """Delete the temporary files of killed writers (``.tmp-`` beside the manifest, calibration and
+        index files, half-created shards). Call only while holding the writer lock; returns them."""
+        removed = []
+        for directory, pattern in ((self.root, ".*.tmp-*"), (self.index_dir, "*.tmp-*"),
+                                   (self.shards_dir, "shard-*.tmp")):
+            if directory.is_dir():
+                for path in directory.glob(pattern):
+                    if path.is_file():
+                        path.unlink(missing_ok=True)
+                        removed.append(path)
+        if removed:
+            log.info("removed %d temporary file(s) left by an interrupted command", len(removed))
         return removed
 
     # --- what is there, and what to run next -----------------------------------------------

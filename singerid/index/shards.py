@@ -6,23 +6,33 @@ appended (and fsynced) before its rows are committed, so after a crash a shard c
 *extra* rows at its end - never miss committed ones. ``ShardSet.open_writer`` therefore truncates
 every shard to the rows the store knows (``MetadataStore.shard_row_counts``), which makes any
 interrupted run repairable with no duplicated and no missing blocks. One writer at a time holds
-an exclusive lock on the directory; readers memory-map the files.
+an exclusive lock on the directory (``writer_lock``; build-index and the index swaps of every
+writer hold it too); readers memory-map the files and never take it.
+
+Every row has a CRC-32 in ``shard-NNNNNN.crc`` (little-endian uint32 per row, appended and
+fsynced after the rows and before the store commits them, truncated with them by the repair):
+``gather`` checks the rows it reads (and that they are finite), so a flipped, truncated or NaN
+row is refused where it is used; ``verify`` checks every committed row (``info --check``).
+Shards of homes written before checksums get theirs on the next append (trust on first use).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import re
 import struct
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from singerid.errors import ArtefactError, ParameterError
+from singerid.index.files import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +42,8 @@ HEADER = struct.Struct("<8sII48x")  # magic, version, dim, reserved: 64 bytes
 DEFAULT_MAX_ROWS_PER_SHARD = 1 << 20  # 1,048,576 rows = 128 MiB at d=32 (ours)
 LOCK_FILE = ".writer.lock"
 _NAME = re.compile(r"shard-(\d{6})\.f32")
+CRC_BYTES = 4  # one little-endian CRC-32 per row in shard-NNNNNN.crc
+VERIFY_CHUNK_ROWS = 65_536  # rows checked at a time by ``verify``
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +57,60 @@ class ShardSpan:
 
 def shard_path(directory: Path, shard: int) -> Path:
     return Path(directory) / f"shard-{shard:06d}.f32"
+
+
+def crc_path(directory: Path, shard: int) -> Path:
+    return Path(directory) / f"shard-{shard:06d}.crc"
+
+
+def row_crcs(rows: np.ndarray) -> np.ndarray:
+    """uint32 (n,): CRC-32 of each row's little-endian float32 bytes (rows: float32 (n, d))."""
+    raw = np.ascontiguousarray(rows, dtype="<f4").view(np.uint8).reshape(len(rows), -1)
+    return np.fromiter((zlib.crc32(r) for r in raw), dtype=np.uint32, count=len(raw))
+
+
+@contextlib.contextmanager
+def writer_lock(directory: Path) -> Iterator[None]:
+    """Hold the exclusive writer lock of ``directory`` (the shards folder) for the block.
+
+    Raises ArtefactError at once if another process holds it.
+    """
+    fd = _take_lock(Path(directory))
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def writer_active(directory: Path) -> bool:
+    """Whether some process holds the writer lock of ``directory`` now (readers use it to tell a
+    writer's swap in progress from a damaged home)."""
+    path = Path(directory) / LOCK_FILE
+    if not path.is_file():
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the shared lock, if taken
+
+
+def _take_lock(directory: Path) -> int:
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ArtefactError(f"another singerid process is writing to {directory.parent}; "
+                            "wait for it to finish") from None
+    return fd
 
 
 class ShardSet:
@@ -82,20 +148,20 @@ class ShardSet:
             raise
         return shards
 
+    def take_over(self, *, committed_rows: Mapping[int, int], durable: bool = True) -> None:
+        """Make this set the writer while the caller holds ``writer_lock`` of its directory: repair
+        as ``open_writer`` does (the lock is the caller's, and stays with it)."""
+        self.durable = durable
+        self._lock_fd = -1  # writes allowed; close() leaves the caller's lock alone
+        self.repaired = self.repair(committed_rows)
+
     def _lock(self) -> None:
-        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise ArtefactError(f"another singerid process is writing to {self.directory}; "
-                                "wait for it to finish") from None
-        self._lock_fd = fd
+        self._lock_fd = _take_lock(self.directory)
 
     def close(self) -> None:
         """Drop memory maps and release the writer lock."""
         self._maps.clear()
-        if self._lock_fd is not None:
+        if self._lock_fd is not None and self._lock_fd >= 0:
             os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = None
 
@@ -157,6 +223,9 @@ class ShardSet:
                 os.truncate(path, HEADER.size + keep * self.row_bytes)
                 dropped[shard] = have - keep
                 log.warning("shard %d: dropped %d uncommitted row(s) left by an interrupted run", shard, have - keep)
+            crcs = crc_path(self.directory, shard)
+            if crcs.is_file() and crcs.stat().st_size > keep * CRC_BYTES:
+                os.truncate(crcs, keep * CRC_BYTES)
         self._maps.clear()
         return dropped
 
@@ -184,7 +253,29 @@ class ShardSet:
             if self.durable:
                 os.fsync(fh.fileno())
         self._maps.pop(shard, None)
+        crash_point(f"shard {shard}: rows appended, checksums not yet")
+        self._append_crcs(shard, rows, arr)
+        crash_point(f"shard {shard}: checksums appended")
         return ShardSpan(shard, rows, len(arr))
+
+    def _append_crcs(self, shard: int, first_row: int, arr: np.ndarray) -> None:
+        """Write the CRC-32s of rows ``first_row ..`` (after those of the rows before, backfilled for
+        a shard written before checksums existed)."""
+        path = crc_path(self.directory, shard)
+        have = path.stat().st_size // CRC_BYTES if path.is_file() else 0
+        if have != first_row:
+            before = self._map(shard)[have:first_row] if have < first_row else None
+            if before is None:
+                raise ArtefactError(f"{path} holds {have} checksums but shard {shard} only {first_row} rows")
+            log.warning("shard %d: checksumming %d existing row(s) written without checksums", shard, len(before))
+            arr = np.concatenate([before, arr])
+        with open(path, "r+b" if path.is_file() else "wb") as fh:
+            fh.seek(have * CRC_BYTES)
+            fh.write(row_crcs(arr).astype("<u4").tobytes())
+            fh.truncate()
+            fh.flush()
+            if self.durable:
+                os.fsync(fh.fileno())
 
     def _create(self, shard: int) -> None:
         """Create an empty shard atomically, so a file never exists without its full header."""
@@ -217,7 +308,53 @@ class ShardSet:
                 raise ArtefactError(f"shard {int(shard)} has {len(table)} rows, the store asks for row {bad}; "
                                     "the store and shards disagree - embed into a new home")
             out[mask] = table[wanted]
+            self._check_rows(int(shard), wanted, out[mask])
         return out
+
+    def _crcs(self, shard: int) -> np.ndarray | None:
+        """The shard's row checksums, memory-mapped (None for a shard written before checksums)."""
+        path = crc_path(self.directory, shard)
+        if not path.is_file():
+            return None
+        n = path.stat().st_size // CRC_BYTES
+        return np.memmap(path, dtype="<u4", mode="r", shape=(n,)) if n else np.zeros(0, np.uint32)
+
+    def _check_rows(self, shard: int, rows: np.ndarray, values: np.ndarray) -> None:
+        """ArtefactError unless ``values`` (the rows ``rows`` of ``shard``) are finite and match their CRC-32."""
+        where = f"shard {shard} ({shard_path(self.directory, shard)})"
+        if not np.isfinite(values).all():
+            bad = int(rows[~np.isfinite(values).all(axis=1)][0])
+            raise ArtefactError(f"{where}: row {bad} holds NaN or infinite values; the shard is damaged - "
+                                "restore the home from a backup or embed into a new home")
+        crcs = self._crcs(shard)
+        if crcs is None or len(rows) == 0:
+            return
+        if int(rows.max()) >= len(crcs):
+            raise ArtefactError(f"{where}: row {int(rows.max())} has no checksum ({len(crcs)} recorded); the shard "
+                                "is damaged - restore the home from a backup or embed into a new home")
+        wrong = row_crcs(values) != crcs[rows]
+        if wrong.any():
+            raise ArtefactError(f"{where}: {int(wrong.sum())} row(s) do not match their checksum (first: row "
+                                f"{int(rows[wrong][0])}); the shard is damaged - restore the home from a backup or "
+                                "embed into a new home")
+
+    def verify(self, committed_rows: Mapping[int, int]) -> list[str]:
+        """Check every committed row (``MetadataStore.shard_row_counts()``): present, finite, matching
+        its checksum. Returns one line per damaged shard (empty: all good). Reads every row."""
+        problems = []
+        for shard, n_rows in sorted(committed_rows.items()):
+            try:
+                have = self.rows_on_disk(shard) if shard_path(self.directory, shard).is_file() else 0
+                if have < n_rows:
+                    raise ArtefactError(f"shard {shard} ({shard_path(self.directory, shard)}) has {have:,} rows, "
+                                        f"the store references {n_rows:,}; the shard was truncated - restore the "
+                                        "home from a backup or embed into a new home")
+                for start in range(0, n_rows, VERIFY_CHUNK_ROWS):
+                    rows = np.arange(start, min(n_rows, start + VERIFY_CHUNK_ROWS))
+                    self._check_rows(shard, rows, np.asarray(self._map(shard)[rows]))
+            except ArtefactError as exc:
+                problems.append(str(exc))
+        return problems
 
     def _map(self, shard: int) -> np.ndarray:
         if shard not in self._maps:

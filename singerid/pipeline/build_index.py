@@ -3,13 +3,15 @@
 Streams the stored block embeddings from the memory-mapped shards in block-id order, chunk by
 chunk (``ShardRows``): the back end is fitted in two passes, IVF quantisers train on a sample,
 vectors are added a chunk at a time, so RAM holds the index and one chunk, never all n x d
-floats. Writes the index atomically under a fresh name (with its ``.ivfdata`` lists when they
-live on disk), points the manifest at it and records the build in the store.
+floats. Holds the writer lock throughout (no song is added or removed meanwhile, no other build
+runs), deletes what killed writers left, writes the index atomically under a fresh name (with
+its ``.ivfdata`` lists when they live on disk) and its threshold beside it, then points the
+manifest at them: readers answer from the previous index until that moment, and its files are
+kept for readers that opened it (``common.install_index``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -21,17 +23,17 @@ import numpy as np
 from singerid.config import IndexConfig
 from singerid.errors import ArtefactError
 from singerid.index.choice import IndexSpec, estimate_disk_bytes, estimate_index_bytes, part_rows, spec_from_config
-from singerid.index.files import ids_sha256
+from singerid.index.files import crash_point, ids_sha256
 from singerid.embedder.checkpoint import SIDECAR_FILE, read_card
 from singerid.index.backend import Backend, fit_backend
 from singerid.index.home import BACKEND_SUFFIX, Home, IndexEntry
 from singerid.index.ondisk import data_path_for
 from singerid.index.rows import ShardRows
-from singerid.index.shards import ShardSet
+from singerid.index.shards import ShardSet, writer_lock
 from singerid.index.store_records import IndexBuildRecord
 from singerid.index.vectors import VectorIndex
-from singerid.pipeline.calibrate import calibrate, save_calibration
-from singerid.pipeline.common import open_store, require_embedded
+from singerid.pipeline.calibrate import calibrate, save_index_calibration
+from singerid.pipeline.common import data_fields, install_index, open_store, require_embedded
 from singerid.progress import Progress, ProgressArg
 
 log = logging.getLogger(__name__)
@@ -78,8 +80,12 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
     ParameterError for an index that does not fit (or ``cfg.gpu`` without a GPU).
     """
     started = time.perf_counter()
-    manifest = require_embedded(home, db_url)  # names the next step if nothing is; restores a lost manifest
-    with open_store(home, db_url) as store, Progress("build-index", progress=progress) as stages:
+    require_embedded(home, db_url)  # names the next step if nothing is
+    home.create()
+    with writer_lock(home.shards_dir), open_store(home, db_url) as store, \
+            Progress("build-index", progress=progress) as stages:
+        home.clean_leftovers()
+        manifest = require_embedded(home, db_url)  # again under the lock: restores a lost manifest
         model_sha256, features = store.embedding_source()
         if model_sha256 != manifest.model.sha256:
             raise ArtefactError(f"the store holds vectors of model {str(model_sha256)[:12]}, the manifest records "
@@ -95,10 +101,10 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
                                 "run build-index again once the other command has finished")
         vectors = ShardRows(ShardSet(home.shards_dir, dim), locations.shards, locations.rows)  # lazy (n, d)
         stages.note(f"read {len(locations):,} vectors (d={dim}) of {len(np.unique(labels.singer_codes)):,} singers")
-        home.create()
         backend_kind = _resolve_backend(home, manifest.model.kind, cfg.backend,
                                         n_singers=len(np.unique(labels.singer_codes)))
         backend, backend_file, backend_sha = _fit_backend(home, backend_kind, vectors, labels.singer_codes)
+        crash_point("back end fitted")
         if backend is not None:
             vectors = vectors.mapped(backend.apply, backend.dim_out)  # (n, d_out) float32 unit rows, per chunk
             stages.note(f"fitted the {backend_kind} back end (d={vectors.shape[1]})")
@@ -109,24 +115,26 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
             index = VectorIndex.build(spec, vectors, locations.ids, gpu=cfg.gpu,
                                       data_path=data_path_for(path) if spec.on_disk else None,
                                       part_rows=part_rows(spec, cfg.memory_budget_bytes), on_rows=adding.update)
+        crash_point("index vectors added, file not yet written")
         sha = index.save(path)
         ids_hash = ids_sha256(locations.ids)
+        # the threshold lives in the index's similarity space: written beside it, before the manifest names both
+        calibration = calibrate(vectors, labels.song_ids, labels.singer_codes, model_sha256=manifest.model.sha256,
+                                backend_sha256=backend_sha)
+        calibration_file, calibration_sha = save_index_calibration(home, path, calibration)
+        stages.note("calibrated the unknown-singer threshold" if calibration else
+                    "too few songs to calibrate the unknown-singer threshold")
         entry = IndexEntry(file=path.name, sha256=sha, size_bytes=path.stat().st_size, spec=spec,
                            n_vectors=len(index), model_sha256=manifest.model.sha256, feature_config=features,
                            ids_sha256=ids_hash, splits=tuple(splits) if splits else None, gpu=cfg.gpu,
                            front_end=manifest.model.front_end, backend=backend_kind, backend_file=backend_file,
-                           backend_sha256=backend_sha)
-        # the threshold lives in the index's similarity space: written before the manifest points at the index
-        calibration = calibrate(vectors, labels.song_ids, labels.singer_codes, model_sha256=manifest.model.sha256,
-                                backend_sha256=backend_sha)
-        save_calibration(home.root, calibration)
-        stages.note("calibrated the unknown-singer threshold" if calibration else
-                    "too few songs to calibrate the unknown-singer threshold")
-        written = home.write_manifest(dataclasses.replace(manifest, index=entry))
-        home.prune_index_files(written)
+                           backend_sha256=backend_sha, calibration_file=calibration_file,
+                           calibration_sha256=calibration_sha, **data_fields(home, path, spec.on_disk))
+        install_index(home, manifest, entry)
         store.record_index(IndexBuildRecord(index_type=spec.index_type, params=spec.to_dict(), n_vectors=len(index),
                                             dim=spec.dim, model_sha256=manifest.model.sha256, file_name=path.name,
                                             file_sha256=sha, ids_sha256=ids_hash))
+        crash_point("build recorded in the store")
         stages.close(f"{spec.label} index ({spec.factory_key}) of {len(index):,} vectors"
                      f"{' on the GPU' if cfg.gpu else ''}")
     return BuildSummary(backend=backend_kind, index_type=spec.index_type, factory_key=spec.factory_key,

@@ -8,9 +8,11 @@ heard: "impostor"). A song's score is the mean over its blocks of the top-1 cosi
 the false-reject rate of genuine songs equals the false-accept rate of impostors (the equal
 error rate). Exact, blockwise numpy: no query x reference matrix is held whole.
 
-build-index writes the threshold into HOME/calibration.json; enrol and remove compute it again
-on the index they leave (``singerid.pipeline.manage``), so ``query --reject-unknown`` always
-uses a threshold that matches the reference set it searches.
+build-index writes the threshold beside its index (``HOME/index/<index>.calibration.json``, named
+and hashed by the manifest, so a reader gets the threshold of the index it opened) and copies it
+to HOME/calibration.json for people; every write that changes the index computes it again
+(``singerid.pipeline.index_sync``), so ``query --reject-unknown`` always uses a threshold that
+matches the reference set it searches.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import numpy as np
 
 from singerid.errors import ArtefactError
 from singerid.evaluation.metrics import equal_error_threshold
-from singerid.index.files import atomic_write_bytes
+from singerid.index.files import atomic_write_bytes, sha256_file
+from singerid.index.home import CALIBRATION_SUFFIX, Home, IndexEntry
 
 log = logging.getLogger(__name__)
 
@@ -91,18 +94,48 @@ def calibrate(vectors: np.ndarray, song_codes: np.ndarray, singer_codes: np.ndar
                        impostor_median=float(np.median(impostor)), backend_sha256=backend_sha256)
 
 
-def save_calibration(home_root: Path, calibration: Calibration | None) -> None:
-    path = Path(home_root) / CALIBRATION_FILE
+def save_calibration(home_root: Path, calibration: Calibration | None, *, name: str = CALIBRATION_FILE) -> None:
+    """Write (or, for None, delete) ``home_root/name`` atomically."""
+    path = Path(home_root) / name
     if calibration is None:
         path.unlink(missing_ok=True)
         return
     atomic_write_bytes(path, (json.dumps(asdict(calibration), indent=2) + "\n").encode())
 
 
-def load_calibration(home_root: Path, model_sha256: str, backend_sha256: str | None = None) -> Calibration:
-    """The home's calibration; ArtefactError naming the repair if missing, or made for another model
-    or another back end (its similarities would be in another space)."""
+def save_index_calibration(home: Home, index_path: Path, calibration: Calibration | None
+                           ) -> tuple[str | None, str | None]:
+    """Write the threshold of the index at ``index_path`` beside it: (file name, SHA-256), or (None, None)."""
+    if calibration is None:
+        return None, None
+    name = Path(index_path).stem + CALIBRATION_SUFFIX
+    save_calibration(home.index_dir, calibration, name=name)
+    return name, sha256_file(home.index_dir / name)
+
+
+def copy_calibration(home: Home, entry: IndexEntry) -> None:
+    """Refresh HOME/calibration.json from the manifest's (a copy for people and older tools)."""
+    source = home.calibration_path(entry)
+    if source is None:
+        (home.root / CALIBRATION_FILE).unlink(missing_ok=True)
+    elif source.is_file():
+        atomic_write_bytes(home.root / CALIBRATION_FILE, source.read_bytes())
+
+
+def load_calibration(home_root: Path, model_sha256: str, backend_sha256: str | None = None, *,
+                     entry: IndexEntry | None = None) -> Calibration:
+    """The home's calibration; ArtefactError naming the repair if missing, changed since the manifest
+    recorded it, or made for another model or another back end (its similarities would be in
+    another space). ``entry``: the index opened (its own threshold file, checked against its
+    SHA-256); None: the manifest's current one, else HOME/calibration.json of older homes."""
+    if entry is None:
+        entry = Home(Path(home_root)).read_manifest(missing_ok=True).index
     path = Path(home_root) / CALIBRATION_FILE
+    if entry is not None and entry.calibration_file is not None:
+        path = Home(Path(home_root)).calibration_path(entry)
+        if path.is_file() and sha256_file(path) != entry.calibration_sha256:
+            raise ArtefactError(f"{path} does not match its SHA-256 in the manifest (changed by hand?); "
+                                f"run `singerid build-index --home {home_root}`")
     if not path.is_file():
         raise ArtefactError(f"{path} does not exist (too few singers or songs to calibrate?); "
                             f"run `singerid build-index --home {home_root}` or pass --min-similarity")

@@ -12,11 +12,12 @@ from singerid.embedder.checkpoint import SIDECAR_FILE, read_card
 from singerid.embedder.embed import Embedder
 from singerid.errors import ArtefactError, ParameterError
 from singerid.index.backend import Backend
-from singerid.index.consistency import model_missing_problem, model_replaced_problem
-from singerid.index.files import ids_sha256
+from singerid.index.consistency import card_problem, model_missing_problem, model_replaced_problem
+from singerid.index.files import crash_point, ids_sha256, sha256_file
 from singerid.index.home import Home, IndexEntry, Manifest, ModelEntry
 from singerid.index.store import MetadataStore
 from singerid.index.vectors import VectorIndex
+from singerid.pipeline.calibrate import copy_calibration, save_index_calibration
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ def load_embedder(home: Home, kind: str, *, device: str = "cpu", compile: bool =
     """
     model_dir = home.model_dir(kind)
     vectors_sha = _vectors_model(home, kind)
+    changed = card_problem(home, home.read_manifest(missing_ok=True))
+    if changed is not None:  # an edited singer list would silently relabel every answer
+        raise ArtefactError(changed)
     if not (model_dir / SIDECAR_FILE).is_file():
         if vectors_sha is not None:
             raise ArtefactError(model_missing_problem(home, kind, vectors_sha, f"no {SIDECAR_FILE}"))
@@ -81,10 +85,14 @@ def record_model(home: Home, manifest: Manifest, embedder: Embedder) -> Manifest
 
     Raises ArtefactError when the manifest records vectors of another model (a new home is needed).
     """
+    card = home.model_dir(embedder.model_config.kind) / SIDECAR_FILE
     entry = ModelEntry(kind=embedder.model_config.kind, sha256=embedder.weights_sha256,
-                       embedding_dim=embedder.embedding_dim, front_end=embedder.front_end_config.key)
+                       embedding_dim=embedder.embedding_dim, front_end=embedder.front_end_config.key,
+                       card_sha256=sha256_file(card) if card.is_file() else None)
     if manifest.model == entry and manifest.feature_config == embedder.feature_config:
         return manifest
+    if manifest.model is not None and manifest.model.card_sha256 not in (None, entry.card_sha256):
+        raise ArtefactError(card_problem(home, manifest) or f"{card} changed since the vectors were embedded")
     if manifest.model is not None and manifest.model.sha256 != entry.sha256:
         raise ArtefactError(model_replaced_problem(home, entry.kind, "the home's vectors", manifest.model.sha256,
                                                    entry.sha256))
@@ -132,20 +140,45 @@ def require_index(home: Home, manifest: Manifest) -> IndexEntry:
     return manifest.index
 
 
-def save_index(home: Home, manifest: Manifest, index: VectorIndex) -> Manifest:
-    """Write ``index`` to a fresh file, point the manifest at it, delete the old file.
+def save_index(home: Home, manifest: Manifest, index: VectorIndex, *, calibration=None) -> Manifest:
+    """Write ``index`` (and its unknown-singer ``calibration``, a Calibration or None) under fresh
+    names, point the manifest at them, then delete the generation before the previous one.
 
-    Used after enrol/remove changed an index in place: the entry keeps its spec and splits.
+    Used after a write changed an index in place: the entry keeps its spec and splits. The
+    caller holds the writer lock. Readers see the old manifest and files or the new ones.
     """
     entry = require_index(home, manifest)
     path = home.new_index_path(entry.spec.index_type)
     sha = index.save(path)
+    calibration_file, calibration_sha = save_index_calibration(home, path, calibration)
     held = index.ids()
     new_entry = dataclasses.replace(entry, file=path.name, sha256=sha, size_bytes=path.stat().st_size,
-                                    n_vectors=len(index), ids_sha256=ids_sha256(held))
-    written = home.write_manifest(dataclasses.replace(manifest, index=new_entry))
-    home.prune_index_files(written)
+                                    n_vectors=len(index), ids_sha256=ids_sha256(held),
+                                    calibration_file=calibration_file, calibration_sha256=calibration_sha,
+                                    **data_fields(home, path, entry.spec.on_disk))
+    written = install_index(home, manifest, new_entry)
     log.info("index now holds %d vectors (%s)", len(index), path.name)
+    return written
+
+
+def data_fields(home: Home, index_path, on_disk: bool) -> dict:
+    """The manifest fields of an index's on-disk lists (SHA-256 and size), empty when it has none."""
+    from singerid.index.ondisk import data_path_for
+
+    if not on_disk:
+        return {"data_sha256": None, "data_size_bytes": None}
+    data = data_path_for(index_path)
+    return {"data_sha256": sha256_file(data), "data_size_bytes": data.stat().st_size}
+
+
+def install_index(home: Home, manifest: Manifest, entry: IndexEntry) -> Manifest:
+    """Point the manifest at ``entry`` (its files written), keep the previous generation for readers
+    that opened it a moment ago, delete older ones, refresh HOME/calibration.json. Writer lock held."""
+    crash_point("new index generation written, manifest not yet")
+    written = home.write_manifest(dataclasses.replace(manifest, index=entry))
+    home.prune_index_files(written, keep=(manifest.index,))
+    crash_point("older index generations pruned")
+    copy_calibration(home, entry)
     return written
 
 

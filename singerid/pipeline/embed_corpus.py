@@ -9,6 +9,10 @@ ends with no duplicated and no missing blocks. A bad file is recorded in the sto
 (one row per path, updated on each attempt) and the run goes on; so is a byte-identical copy of
 a stored song under another singer.
 
+At the end, still holding the writer lock, the run brings the home's index up to date
+(``singerid.pipeline.index_sync``): queries answer from the previous index until then, and
+need no build-index afterwards. A rerun after a kill heals an index the killed run never updated.
+
 Two parts, so that more than one engine can use them: ``embed_song`` (audio in, vectors out; no
 store) and ``CorpusWriter`` (the single writer: shards + store, the tally and the progress).
 ``embed_tracks`` runs both in this process; ``singerid.distributed`` runs ``embed_song`` on Ray
@@ -31,12 +35,13 @@ from singerid.audio import BlockBatch, check_path, probe_audio, stream_blocks
 from singerid.embedder.cache import FeatureCache
 from singerid.embedder.embed import Embedder
 from singerid.errors import AudioError, ParameterError, printable
-from singerid.index.files import sha256_file
+from singerid.index.files import crash_point, sha256_file
 from singerid.index.home import Home
-from singerid.index.shards import ShardSet
+from singerid.index.shards import ShardSet, writer_lock
 from singerid.index.store import MetadataStore
 from singerid.index.store_records import NewSong, SongRecord
 from singerid.pipeline.common import load_embedder, open_store, record_model, resolve_model_kind
+from singerid.pipeline.index_sync import SyncSummary, sync_index
 from singerid.progress import Progress, ProgressArg
 from singerid.records import Track
 
@@ -79,6 +84,8 @@ class EmbedSummary:
     added: tuple[StoredSong, ...] = ()  # with their vectors; empty when the writer keeps none (the Ray engine)
     failed_before: tuple[tuple[str, str], ...] = ()  # (path, recorded error) not tried: failed in an earlier
     # run and unchanged since (see retry_failed)
+    index_vectors: int | None = None  # vectors in the index after the run's sync (None: the home has no index)
+    unknown_threshold: float | None = None  # recalibrated by that sync (None: unchanged, or too little data)
 
     @property
     def n_failed_before(self) -> int:
@@ -178,6 +185,7 @@ class CorpusWriter:
         self.n_added = self.n_skipped = self.n_blocks = 0
         self.failed_before_runs: list[tuple[str, str]] = []
         self.audio_seconds = 0.0
+        self.synced: SyncSummary | None = None  # set by open_corpus_writer once the index is up to date
 
     def is_stored(self, content_sha256: str) -> bool:
         """Whether a song with this content is in the store already."""
@@ -243,13 +251,14 @@ class CorpusWriter:
         if self.is_stored(content_sha256):
             self.skip()
             return None
-        span = self.shards.append(vectors.embeddings)
+        span = self.shards.append(vectors.embeddings)  # rows and their checksums, fsynced
         song = NewSong(path=str(Path(track.path).absolute()), content_sha256=content_sha256, singer=track.singer,
                        song_key=track.song_id, split=track.split, duration_seconds=vectors.duration_seconds,
                        dataset=track.dataset, album=track.album,
                        singer_kind="trained" if track.singer in self.known_singers else "enrolled")
         ids = self.store.add_song(song, offsets_seconds=vectors.offsets_seconds, shard=span.shard,
                                   first_row=span.first_row)
+        crash_point("song committed")
         self.store.clear_failure(song.path)  # a file that failed before and has been fixed
         stored = StoredSong(song.path, ids, vectors.embeddings)
         if self.keep_vectors:
@@ -266,7 +275,9 @@ class CorpusWriter:
                             n_failed=len(self.failures), n_blocks=self.n_blocks, audio_seconds=self.audio_seconds,
                             seconds=time.perf_counter() - started, failures=tuple(self.failures),
                             repaired_rows=self.repaired_rows, added=tuple(self.added),
-                            failed_before=tuple(self.failed_before_runs))
+                            failed_before=tuple(self.failed_before_runs),
+                            index_vectors=self.synced.n_vectors if self.synced else None,
+                            unknown_threshold=self.synced.unknown_threshold if self.synced else None)
 
     def close_line(self) -> str:
         return (f"{self.n_blocks:,} blocks" + (f", {self.n_skipped:,} already stored" if self.n_skipped else "")
@@ -284,22 +295,25 @@ def open_corpus_writer(home: Home, embedder: Embedder, *, total: int, db_url: st
                        keep_vectors: bool = True) -> Iterator[CorpusWriter]:
     """Open the home's store and shards for writing ``embedder``'s vectors of ``total`` songs.
 
-    Records the model in the manifest, binds the store to it, repairs rows an interrupted run left
-    in the shards, and shows progress named ``label``. ``keep_vectors=False`` keeps no vectors in
+    Takes the writer lock, deletes temporary files of killed writers, records the model in the
+    manifest, binds the store to it, repairs rows an interrupted run left in the shards, shows
+    progress named ``label``, and at the end brings the index up to date (``sync_index``). ``keep_vectors=False`` keeps no vectors in
     memory (``EmbedSummary.added`` stays empty: for corpora of any size). Raises ArtefactError
     when the home's vectors come from another model.
     """
     home.create()
-    record_model(home, home.read_manifest(missing_ok=True), embedder)
-    with open_store(home, db_url) as store:
+    with open_store(home, db_url) as store, writer_lock(home.shards_dir):
+        home.clean_leftovers()
+        record_model(home, home.read_manifest(missing_ok=True), embedder)
         store.bind_embeddings(embedder.weights_sha256, embedder.feature_config)
-        with ShardSet.open_writer(home.shards_dir, embedder.embedding_dim, committed_rows=store.shard_row_counts(),
-                                  durable=durable) as shards:
+        with ShardSet(home.shards_dir, embedder.embedding_dim) as shards:
+            shards.take_over(committed_rows=store.shard_row_counts(), durable=durable)
             with Progress(label, total=total, unit="song", progress=progress) as bar:
                 writer = CorpusWriter(store, shards, bar, known_singers=set(embedder.singers),
                                       repaired_rows=sum(shards.repaired.values()), keep_vectors=keep_vectors)
                 yield writer
                 bar.close(writer.close_line())
+            writer.synced = sync_index(home, store)
 
 
 def _key(path: str | Path) -> str:

@@ -21,20 +21,19 @@ import numpy as np
 from singerid.embedder.checkpoint import SIDECAR_FILE, read_card
 from singerid.embedder.embed import Embedder
 from singerid.errors import ArtefactError, DatasetError, ParameterError
-from singerid.index.backend import Backend
-from singerid.index.consistency import VectorsState, find_problems
-from singerid.index.files import ids_sha256
+from singerid.index.consistency import VectorsState, covered_state, find_problems
+from singerid.index.files import crash_point, ids_sha256
 from singerid.index.home import Home, Manifest
-from singerid.index.rows import ShardRows
-from singerid.index.shards import ShardSet
-from singerid.index.store import MetadataStore
+from singerid.index.shards import ShardSet, writer_lock
+from singerid.index.store import MetadataStore, db_path
 from singerid.index.store_records import StoreCounts
 from singerid.index.vectors import VectorIndex
-from singerid.pipeline.calibrate import CALIBRATION_FILE, calibrate, save_calibration
+from singerid.pipeline.calibrate import CALIBRATION_FILE, load_calibration
 from singerid.pipeline.common import (
-    load_backend, load_embedder, open_store, require_index, resolve_model_kind, save_index,
+    load_backend, load_embedder, open_store, resolve_model_kind,
 )
 from singerid.pipeline.embed_corpus import EmbedSummary, embed_tracks
+from singerid.pipeline.index_sync import sync_index
 from singerid.pipeline.query import UNKNOWN
 from singerid.progress import ProgressArg
 from singerid.records import Track
@@ -84,7 +83,7 @@ def enrol(home: Home, singer: str, songs: Sequence[str | Path], *, db_url: str |
     kind = manifest.model.kind if manifest.model is not None else resolve_model_kind(home, None)
     embedder = load_embedder(home, kind, device=device)
     summary = embed_tracks(home, tracks, model_kind=kind, db_url=db_url, progress=progress, embedder=embedder,
-                           label="enrol", retry_failed=retry_failed)
+                           label="enrol", retry_failed=retry_failed)  # stores the songs, then syncs the index
     manifest = home.read_manifest(missing_ok=True)
     if manifest.index is None:
         log.warning("no index yet: run `singerid build-index --home %s` to make the enrolled songs searchable",
@@ -94,9 +93,11 @@ def enrol(home: Home, singer: str, songs: Sequence[str | Path], *, db_url: str |
         log.warning("enrolled songs are stored in split 'train', which the index (splits %s) leaves out; run "
                     "`singerid build-index --home %s` over the splits to search", ",".join(manifest.index.splits),
                     home.root)
-    with open_store(home, db_url) as store:
-        n_vectors, threshold = _sync_index(home, manifest, store, backend)
-    return ChangeSummary(summary.n_added, summary.n_blocks, n_vectors, summary, threshold)
+    threshold = summary.unknown_threshold
+    if threshold is None and manifest.index.calibration_file is not None:  # unchanged: the current one
+        threshold = load_calibration(home.root, manifest.model.sha256, manifest.index.backend_sha256,
+                                     entry=manifest.index).min_similarity
+    return ChangeSummary(summary.n_added, summary.n_blocks, manifest.index.n_vectors, summary, threshold)
 
 
 def remove(home: Home, *, singer: str | None = None, songs: Sequence[str | Path] = (),
@@ -113,23 +114,49 @@ def remove(home: Home, *, singer: str | None = None, songs: Sequence[str | Path]
         what = (f"singer named {singer!r}" if singer is not None
                 else f"song with path {str(Path(songs[0]).absolute())!r}")
         raise DatasetError(f"no {what}: {home.root} holds no store yet")
-    manifest = home.read_manifest(missing_ok=True)
-    backend = load_backend(home, manifest.index) if manifest.index is not None else None  # checked before any write
-    with open_store(home, db_url) as store:
+    with open_store(home, db_url) as store, writer_lock(home.shards_dir):
+        home.clean_leftovers()
+        manifest = home.read_manifest(missing_ok=True)
+        if manifest.index is not None:
+            load_backend(home, manifest.index)  # checked before any write
+        paths = [str(Path(p).absolute()) for p in songs]
+        try:
+            gone = _ids_to_remove(store, singer, paths)
+        except ParameterError as exc:  # the store's "no such singer/song": a data error (exit 1)
+            raise DatasetError(str(exc)) from exc
+        # the index drops the blocks first, so it never holds a block the store no longer has
+        synced = sync_index(home, store, manifest=manifest, drop_ids=gone) if manifest.index is not None else None
+        crash_point("index swapped, rows not yet deleted")
         try:
             if singer is not None:
                 n_songs = len(store.songs(singer=singer))
                 ids = store.remove_singer(singer)
             else:
-                paths = [str(Path(p).absolute()) for p in songs]
                 n_songs = len(paths)
                 ids = store.remove_songs(paths)
         except ParameterError as exc:  # the store's "no such singer/song": a data error (exit 1)
             raise DatasetError(str(exc)) from exc
-        if manifest.index is None:
-            return ChangeSummary(n_songs, len(ids), None)
-        n_vectors, threshold = _sync_index(home, manifest, store, backend)
-    return ChangeSummary(n_songs, len(ids), n_vectors, unknown_threshold=threshold)
+    if synced is None:
+        return ChangeSummary(n_songs, len(ids), None)
+    return ChangeSummary(n_songs, len(ids), synced.n_vectors, unknown_threshold=synced.unknown_threshold)
+
+
+def _ids_to_remove(store: MetadataStore, singer: str | None, paths: list[str]) -> np.ndarray:
+    """int64 block ids of ``singer``'s songs or of the songs at ``paths``, read before anything is deleted.
+
+    Raises the store's ParameterError (nothing deleted) when the singer or a song is not stored.
+    """
+    if singer is not None:
+        stored = store.songs(singer=singer)
+        if not stored:
+            store.remove_singer(singer)  # raises "no singer named ..." and deletes nothing
+    else:
+        wanted = {db_path(p) for p in paths}
+        stored = [song for song in store.songs() if song.path in wanted]
+        if len({song.path for song in stored}) < len(wanted):
+            store.remove_songs(paths)  # raises "no song with path ..." and deletes nothing
+    labels = store.block_labels()
+    return labels.ids[np.isin(labels.song_ids, [song.song_id for song in stored])]
 
 
 def _check_new_singer(home: Home, singer: str, songs: Sequence[str | Path], *, db_url: str | None,
@@ -144,38 +171,6 @@ def _check_new_singer(home: Home, singer: str, songs: Sequence[str | Path], *, d
         raise DatasetError(f"singer {singer!r} is already in the store ({len(stored)} song(s), "
                            f"{stored[0].singer_kind}); to add these songs to that singer pass --add-to-existing "
                            "(add_to_existing=True), or enrol the new voice under another name")
-
-
-def _sync_index(home: Home, manifest: Manifest, store: MetadataStore, backend: Backend | None
-                ) -> tuple[int, float | None]:
-    """Make the index hold exactly the store's blocks of its splits, recalibrate the unknown-singer
-    threshold on them, and save both (threshold first, then the index and manifest, as build-index
-    does). Returns (vectors in the index, threshold or None when too few singers or songs).
-
-    Syncing instead of adding only this run's blocks also repairs an enrol that was interrupted
-    after storing songs and before the index was saved.
-    """
-    entry = require_index(home, manifest)
-    locations = store.block_locations(splits=entry.splits)
-    labels = store.block_labels(splits=entry.splits)
-    if not np.array_equal(labels.ids, locations.ids):
-        raise ArtefactError(f"the store in {home.root} changed during this command; run it again once the "
-                            "other command has finished")
-    vectors = ShardRows(ShardSet(home.shards_dir, manifest.model.embedding_dim), locations.shards, locations.rows)
-    if backend is not None:  # the projection fitted at build-index, as queries use it
-        vectors = vectors.mapped(backend.apply, backend.dim_out)  # lazy (n, d_out): read per chunk, as build-index
-    index = VectorIndex.load(home.index_path(entry))
-    held = index.ids()
-    index.remove_ids(held[~np.isin(held, locations.ids)])
-    new = np.flatnonzero(~np.isin(locations.ids, held))
-    if new.size:
-        index.add(vectors[new], locations.ids[new])
-    calibration = calibrate(vectors, labels.song_ids, labels.singer_codes, model_sha256=manifest.model.sha256,
-                            backend_sha256=entry.backend_sha256)
-    save_calibration(home.root, calibration)
-    if len(index) != entry.n_vectors or ids_sha256(index.ids()) != entry.ids_sha256:
-        save_index(home, manifest, index)
-    return len(index), calibration.min_similarity if calibration is not None else None
 
 
 def info(home: Home, *, db_url: str | None = None, check: bool = False) -> dict[str, Any]:
@@ -197,6 +192,7 @@ def info(home: Home, *, db_url: str | None = None, check: bool = False) -> dict[
         store_sha, store_features = store.embedding_source() if store is not None else (None, None)
         entry = manifest.index
         ids = store.block_ids(splits=entry.splits if entry else None) if store is not None else np.zeros(0, np.int64)
+        damage = _damage(home, store, manifest) if check and store is not None else []
     finally:
         if store is not None:
             store.close()
@@ -223,23 +219,45 @@ def info(home: Home, *, db_url: str | None = None, check: bool = False) -> dict[
         "dim": entry.spec.dim, "size_bytes": entry.size_bytes, "file": entry.file, "built_at": entry.built_at,
         "splits": list(entry.splits) if entry.splits else None, "gpu": entry.gpu, "front_end": entry.front_end,
         "backend": entry.backend}
-    calibration = home.root / CALIBRATION_FILE
+    calibration = (home.calibration_path(entry) if entry is not None and entry.calibration_file
+                   else home.root / CALIBRATION_FILE)
     try:
         out["unknown_calibration"] = json.loads(calibration.read_text()) if calibration.is_file() else None
     except (OSError, ValueError, RecursionError) as exc:  # garbage or nested too deeply: say so, do not crash
         out["unknown_calibration"] = {"error": f"cannot read {calibration}: {type(exc).__name__}"}
     index_state = None
-    if check and entry is not None and home.index_path(entry).is_file():
-        index = VectorIndex.load(home.index_path(entry))
-        index_state = VectorsState(len(index), ids_sha256(index.ids()))
     store_state = VectorsState(len(ids), ids_sha256(ids), store_sha, store_features) if has_store else None
+    out["pending_blocks"] = 0  # stored, not yet in the index (a writer's next sync brings them in)
+    data = home.data_path(entry) if entry is not None else None
+    if entry is not None and home.index_path(entry).is_file() and (data is None or data.is_file()) \
+            and home.index_path(entry).stat().st_size == entry.size_bytes:
+        try:
+            index_ids = VectorIndex.load(home.index_path(entry)).ids()
+        except ArtefactError as exc:  # unreadable: find_problems below names the repair
+            damage.append(str(exc))
+            index_ids = None
+        if index_ids is not None:
+            index_state = VectorsState(len(index_ids), ids_sha256(index_ids))
+            if has_store:
+                store_state = covered_state(ids, index_ids, model_sha256=store_sha, feature_config=store_features)
+                out["pending_blocks"] = len(ids) - store_state.n_vectors
     out["problems"] = find_problems(home, manifest, store=store_state, index=index_state, model_sha256=model_sha,
                                     feature_config=features, front_end=front_end, verify_checksum=check,
-                                    model_kind=kind, model_error=model_error)
+                                    model_kind=kind, model_error=model_error, verify_data=check) + damage
     out["next_steps"] = None
     if not out["problems"] and entry is None:
         out["next_steps"] = home.next_steps(kind=kind, embedded=store_sha is not None)
     return out
+
+
+def _damage(home: Home, store: MetadataStore, manifest: Manifest) -> list[str]:
+    """What ``info --check`` reads in full: the database's own integrity check and every stored row
+    against its checksum (what build-index and the index sync would refuse)."""
+    problems = store.integrity_check()
+    if problems or manifest.model is None:
+        return problems
+    with ShardSet(home.shards_dir, manifest.model.embedding_dim) as shards:
+        return shards.verify(store.shard_row_counts())
 
 
 def _model_kind(home: Home, manifest: Manifest, store_sha: str | None) -> str | None:
