@@ -49,7 +49,7 @@ from singerid.index.vectors import VectorIndex  # noqa: E402
 
 REF_BLOCKS_PER_SONG = 240  # a 4-minute reference song
 REF_SONGS_PER_SINGER = 20  # so S = n / 4,800 singers: 208 at 1M, 2,083 at 10M
-QUERY_BLOCKS_PER_SONG = 40  # held-out excerpts: fewer blocks make song votes harder, not easier
+QUERY_BLOCKS_PER_SONG = 240  # held-out whole songs (4 minutes), as `singerid query` sees them
 # song centroid = centre + SONG_SPREAD x N(0, I/d) (album and production move a voice); block = song
 # centroid + BLOCK_NOISE x N(0, I/d); both x (d / 32) ** DIM_EXPONENT, because random centres lie
 # further apart in more dimensions. Tuned at 1M (208 singers) so that exact search decides about
@@ -189,18 +189,18 @@ def build_worker(folder: Path, index_type: str, threads: int) -> dict:
 def search_worker(folder: Path, index_type: str, threads: int, quick: bool) -> dict:
     """Load the saved index (RAM it takes = RSS growth) and sweep its search setting against the truth."""
     faiss.omp_set_num_threads(threads)
+    baseline = rss_kib("VmRSS")  # first, before any other allocation could leave reusable heap behind
+    index = VectorIndex.load(folder / f"index-{index_type}.faiss")
+    loaded = rss_kib("VmRSS")
+    spec = index.spec
     meta = json.loads((folder / "meta.json").read_text())
     n, singers = meta["n"], meta["singers"]
     queries, labels = np.load(folder / "queries.npy"), np.load(folder / "ref_labels.npy")
     songs, q_labels = np.load(folder / "query_songs.npy"), np.load(folder / "query_labels.npy")
     truth_sims, truth_ids = np.load(folder / "truth_sims.npy"), np.load(folder / "truth_ids.npy")
     exact = decide(labels[truth_ids], truth_sims, songs, singers)
-    baseline = rss_kib("VmRSS")
-    index = VectorIndex.load(folder / f"index-{index_type}.faiss")
-    loaded = rss_kib("VmRSS")
-    spec = index.spec
     if spec.index_type == "flat":  # exact: one setting, on a subset (a full pass is the ground truth)
-        settings, subset = [None], slice(0, min(len(queries), (4 if quick else 12) * QUERY_BATCH))
+        settings, subset = [None], slice(0, min(len(queries), (4 if quick else 20) * QUERY_BATCH))
     else:
         settings = [s for s in SWEEP["hnsw" if spec.index_type == "hnsw" else "ivf"]
                     if spec.index_type == "hnsw" or s <= spec.nlist]
@@ -312,7 +312,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1M,10M", help="reference set sizes, e.g. 1M,10M")
     parser.add_argument("--dims", default="model,128", help="dimensions; 'model' = singerid's embedding size")
     parser.add_argument("--types", default=",".join(TYPES), help=f"index types, from {', '.join(TYPES)}")
-    parser.add_argument("--query-songs", type=int, default=300, help="held-out query songs (x 40 blocks)")
+    parser.add_argument("--query-songs", type=int, default=200, help="held-out query songs (x 240 blocks)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--workdir", type=Path, default=None, help="where vectors and indexes go [a temp dir]")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
@@ -328,7 +328,7 @@ def main() -> None:
         return
     model_dim = ModelConfig().embedding_dim
     if args.quick:
-        sizes, dims, types, query_songs = [100_000], [model_dim], ["flat", "ivf-flat", "ivf-pq-disk"], 60
+        sizes, dims, types, query_songs = [100_000], [model_dim], ["flat", "ivf-flat", "ivf-pq-disk"], 20
     else:
         sizes = [parse_count(s) for s in args.sizes.split(",")]
         dims = [model_dim if s == "model" else int(s) for s in args.dims.split(",")]
