@@ -15,6 +15,7 @@ holds and the store lacks are one (writers swap the index before deleting rows).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,11 +138,21 @@ def card_problem(home: Home, manifest: Manifest) -> str | None:
     if model is None or model.card_sha256 is None:
         return None
     card = home.model_dir(model.kind) / MODEL_SIDECAR
-    if card.is_file() and sha256_file(card) != model.card_sha256:
+    if card.is_file() and sha256_file(card) != model.card_sha256 and _card_weights(card) == model.sha256:
+        # same weights, other card: edited by hand (a replaced model is a problem of its own, with its own repair)
         return (f"{card} was changed after the home's vectors were embedded (it holds the singer names of the "
                 f"answers; SHA-256 {_short(sha256_file(card))}, the manifest records {_short(model.card_sha256)}): "
                 "restore it from a backup - it is never edited by hand")
     return None
+
+
+def _card_weights(card) -> str | None:  # noqa: ANN001 (Path)
+    """The weights SHA-256 a model.json names (None when it cannot be read)."""
+    try:
+        data = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data.get("weights_sha256") if isinstance(data, dict) else None
 
 
 def model_missing_problem(home: Home, kind: str, vectors_sha256: str | None, reason: str) -> str:
