@@ -1,0 +1,120 @@
+"""Helpers shared by the reader and kill tests and scripts/bench_reliability.py.
+
+``QueryLoop`` opens the home for queries again and again in a thread (as a fresh `singerid
+query` would, reusing one loaded embedder) while a writer runs, and counts answers, refusals
+and wrong answers. ``run_crashing`` runs a singerid command that SIGKILLs itself at its N-th
+crash point (``SINGERID_CRASH_AT``, singerid.index.files.crash_point). ``home_facts`` reads
+what the store, shards and index hold, for "0 lost, 0 duplicated" checks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from singerid.errors import SingeridError
+from singerid.index.home import Home
+
+
+@dataclass
+class QueryLoop:
+    """Query ``songs`` in a loop against ``home`` (changeable: ``loop.home = other``) until stopped.
+
+    expected: path -> the singer that must be named. Counts: answered, refused (any error), wrong.
+    """
+
+    home: Home
+    songs: list[Path]
+    expected: dict[Path, str]
+    answered: int = 0
+    refused: int = 0
+    wrong: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from singerid.pipeline.common import load_embedder
+
+        self.embedder = load_embedder(self.home, self.home.read_manifest().model.kind)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from singerid.pipeline.query import QueryEngine, QueryOptions
+
+        i = 0
+        while not self._stop.is_set():
+            song = self.songs[i % len(self.songs)]
+            i += 1
+            try:
+                with QueryEngine.open(self.home, embedder=self.embedder) as engine:
+                    answer = engine.identify(song, QueryOptions(n_evidence=1, reject_unknown=True)).predicted
+            except SingeridError as exc:
+                self.refused += 1
+                self.errors.append(str(exc))
+                time.sleep(0.05)
+                continue
+            self.answered += 1
+            if answer != self.expected[song]:
+                self.wrong += 1
+                self.errors.append(f"{song.name}: {answer}, expected {self.expected[song]}")
+
+    def __enter__(self) -> QueryLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def figures(self) -> dict:
+        return {"answered": self.answered, "refused": self.refused, "wrong": self.wrong,
+                "first_errors": self.errors[:3]}
+
+
+def singerid_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "singerid", *args]
+
+
+def run_crashing(cmd: list[str], crash_at: int | None, *, timeout_s: float = 300) -> int:
+    """Run ``cmd`` (killing itself at crash point ``crash_at``; None: never); returns its exit status
+    (-9 when it was killed). Raises AssertionError with its stderr for any other failure."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SINGERID_CRASH_AT": str(crash_at or "")}
+    result = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            timeout=timeout_s)
+    assert result.returncode in (0, -signal.SIGKILL), result.stderr[-2000:]
+    return result.returncode
+
+
+def run_killed_after(cmd: list[str], delay_s: float, *, timeout_s: float = 300) -> int:
+    """Run ``cmd`` and SIGKILL it after ``delay_s`` seconds (if still running); returns its exit status."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        proc.wait(timeout=delay_s)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+    return proc.wait(timeout=timeout_s)
+
+
+def home_facts(home: Home) -> dict:
+    """Songs, blocks, duplicated blocks and shard rows in the store; ids in the index; leftovers."""
+    from singerid.index.vectors import VectorIndex
+
+    with sqlite3.connect(home.db_path) as db:
+        songs = db.execute("select count(*), count(distinct content_sha256) from songs").fetchone()
+        blocks = db.execute("select count(*), count(distinct id), count(distinct shard || ':' || row) "
+                            "from blocks").fetchone()
+        ids = sorted(r[0] for r in db.execute("select id from blocks"))
+    entry = home.read_manifest().index
+    index_ids = sorted(VectorIndex.load(home.index_path(entry)).ids().tolist()) if entry else []
+    leftovers = [p.name for d in (home.root, home.index_dir) for p in d.iterdir() if ".tmp-" in p.name]
+    return {"songs": songs[0], "duplicated_songs": songs[0] - songs[1], "blocks": blocks[0],
+            "duplicated_blocks": blocks[0] - min(blocks[1], blocks[2]), "index_equals_store": index_ids == ids,
+            "leftovers": leftovers}
