@@ -10,6 +10,7 @@ what the store, shards and index hold, for "0 lost, 0 duplicated" checks.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -118,3 +119,57 @@ def home_facts(home: Home) -> dict:
     return {"songs": songs[0], "duplicated_songs": songs[0] - songs[1], "blocks": blocks[0],
             "duplicated_blocks": blocks[0] - min(blocks[1], blocks[2]), "index_equals_store": index_ids == ids,
             "leftovers": leftovers}
+
+
+def copy_home(base: Home, dest: Path) -> Home:
+    shutil.copytree(base.root, dest)
+    return Home(dest)
+
+
+def check_after_rerun(home: Home, expected: dict) -> dict:
+    """What a killed-then-rerun command left, against ``expected`` (home_facts of a clean run):
+    lost and duplicated blocks, whether it is consistent (info --check clean, nothing pending)."""
+    from singerid.pipeline.manage import info
+
+    facts = home_facts(home)
+    checked = info(home, check=True)
+    lost = max(0, expected["blocks"] - facts["blocks"]) + max(0, expected["songs"] - facts["songs"])
+    duplicated = facts["duplicated_blocks"] + facts["duplicated_songs"] + max(0, facts["blocks"] - expected["blocks"])
+    consistent = (not checked["problems"] and checked["pending_blocks"] == 0 and facts["index_equals_store"]
+                  and not facts["leftovers"])
+    return {"lost": lost, "duplicated": duplicated, "consistent": consistent,
+            "problems": checked["problems"] + [f"leftover {name}" for name in facts["leftovers"]]}
+
+
+def kill_command(base: Home, work: Path, args: list[str], rerun, points, *, loop: QueryLoop | None = None,
+                 fresh: bool = True, delays_s: tuple[float, ...] = ()) -> dict:
+    """Kill ``singerid <args> --home H`` at each crash point in ``points`` (then after each delay in
+    ``delays_s``), rerun it with ``rerun(home)`` each time, and tally the outcome.
+
+    fresh: each kill on a new copy of ``base`` (else all on one copy, one after another). Stops
+    at the first point the command passes without being killed (its number of points + 1).
+    The expected store is that of a clean, uninterrupted run. Returns counts for the report.
+    """
+    clean = copy_home(base, work / "clean")
+    rerun(clean)
+    expected = home_facts(clean)
+    shared = copy_home(base, work / "shared") if not fresh else None
+    tally = {"kills": 0, "survived": 0, "lost": 0, "duplicated": 0, "points_in_command": None, "problems": []}
+    runs = [("point", n) for n in points] + [("delay", d) for d in delays_s]
+    for i, (how, value) in enumerate(runs):
+        home = copy_home(base, work / f"run-{i}") if fresh else shared
+        if loop is not None:
+            loop.home = home
+        cmd = singerid_cmd(*args, "--home", str(home.root))
+        code = run_crashing(cmd, value) if how == "point" else run_killed_after(cmd, value)
+        if code == 0 and how == "point":
+            tally["points_in_command"] = value - 1
+            continue
+        tally["kills"] += code != 0
+        rerun(home)
+        outcome = check_after_rerun(home, expected)
+        tally["survived"] += outcome["consistent"] and not outcome["lost"] and not outcome["duplicated"]
+        tally["lost"] += outcome["lost"]
+        tally["duplicated"] += outcome["duplicated"]
+        tally["problems"] += [f"{how} {value}: {p}" for p in outcome["problems"]]
+    return tally
