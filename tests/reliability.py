@@ -173,3 +173,33 @@ def kill_command(base: Home, work: Path, args: list[str], rerun, points, *, loop
         tally["duplicated"] += outcome["duplicated"]
         tally["problems"] += [f"{how} {value}: {p}" for p in outcome["problems"]]
     return tally
+
+
+def make_ready_home(root: Path):
+    """A queryable home as the tests' ``ready_home`` fixture builds it (trained attcrnn, 4 singers x
+    3 train songs embedded, flat index): (home, tracks). About 10 s."""
+    from embed_corpus import make_tracks
+
+    from singerid.config import FeatureConfig, ModelConfig, TrainConfig
+    from singerid.embedder.train import train_embedder
+    from singerid.pipeline.build_index import build_index
+    from singerid.pipeline.embed_corpus import embed_tracks
+
+    tracks = make_tracks(root / "corpus", singers=4, train_songs=3, val_songs=1, test_songs=2, seconds=5.0)
+    home = Home(root / "home").create()
+    train_embedder(tracks, feature_cfg=FeatureConfig(), model_cfg=ModelConfig(kind="attcrnn"),
+                   train_cfg=TrainConfig(epochs=5, batch_size=8, lr=3e-3, patience=5, seed=0),
+                   out_dir=home.model_dir("attcrnn"), cache_dir=home.root / "cache")
+    embed_tracks(home, [t for t in tracks if t.split == "train"])
+    build_index(home)
+    return home, tracks
+
+
+def right_answers(home: Home, tracks) -> tuple[list[Path], dict[Path, str]]:
+    """The test songs the home answers correctly now, and their singers (what QueryLoop expects)."""
+    from singerid.pipeline.query import QueryEngine
+
+    singer = {t.path: t.singer for t in tracks}
+    with QueryEngine.open(home) as engine:
+        right = [t.path for t in tracks if t.split == "test" and engine.identify(t.path).singer == t.singer]
+    return right, {p: singer[p] for p in right}
