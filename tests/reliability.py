@@ -122,7 +122,9 @@ def home_facts(home: Home) -> dict:
 
 
 def copy_home(base: Home, dest: Path) -> Home:
-    shutil.copytree(base.root, dest)
+    """Copy a home no one writes to (readers may be open: their SQLite -wal/-shm files come and go,
+    and hold nothing uncheckpointed once the last writer closed)."""
+    shutil.copytree(base.root, dest, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
     return Home(dest)
 
 
@@ -157,6 +159,8 @@ def kill_command(base: Home, work: Path, args: list[str], rerun, points, *, loop
     tally = {"kills": 0, "survived": 0, "lost": 0, "duplicated": 0, "points_in_command": None, "problems": []}
     runs = [("point", n) for n in points] + [("delay", d) for d in delays_s]
     for i, (how, value) in enumerate(runs):
+        if how == "point" and tally["points_in_command"] is not None:
+            continue  # past the command's last crash point
         home = copy_home(base, work / f"run-{i}") if fresh else shared
         if loop is not None:
             loop.home = home
