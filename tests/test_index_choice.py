@@ -51,7 +51,7 @@ def test_branch_ivf_pq_when_ivf_flat_does_not_fit():
     ivf_flat = estimate_index_bytes(make_spec("ivf-flat", dim=D, n_vectors=n), n)
     spec = choose_index_key(n, D, ivf_flat - 1)
     assert (spec.index_type, spec.on_disk) == ("ivf-pq", False)
-    assert (spec.nlist, spec.pq_m, spec.pq_nbits, spec.factory_key) == (4096, 16, 8, "IVF4096,PQ16x8")
+    assert (spec.nlist, spec.pq_m, spec.pq_nbits, spec.factory_key) == (4096, 32, 8, "IVF4096,PQ32x8")
     small = estimate_index_bytes(IndexSpec("flat", D), 500_000) - 1  # exact search would be fast, but does not fit
     assert choose_index_key(500_000, D, small).index_type == "ivf-pq"
 
@@ -63,7 +63,7 @@ def test_branch_on_disk_when_nothing_fits_in_ram():
     assert (spec.index_type, spec.on_disk, spec.label) == ("ivf-pq", True, "ivf-pq (on disk)")
     resident = estimate_index_bytes(spec, n)
     assert resident == estimate_index_bytes(spec, 1) < 2**20  # centroids + codebooks + list directory only
-    assert estimate_disk_bytes(spec, n) == n * (16 + 8)
+    assert estimate_disk_bytes(spec, n) == n * (32 + 8)
     # too few vectors for 8-bit PQ codebooks: the exact vectors go on disk instead
     tiny = choose_index_key(58, D, 4096)
     assert (tiny.index_type, tiny.on_disk, tiny.nlist) == ("ivf-flat", True, 1)
@@ -111,7 +111,7 @@ def test_part_rows_fill_the_budget_left_by_the_resident_part():
     spec = make_spec("ivf-pq", dim=D, n_vectors=10**8, on_disk=True)
     budget = 2 * GB
     rows = part_rows(spec, budget)
-    assert rows == (budget - estimate_index_bytes(spec, 0)) // (2 * (16 + 8))
+    assert rows == (budget - estimate_index_bytes(spec, 0)) // (2 * (32 + 8))
     assert part_rows(spec, 1) == choice.MIN_PART_ROWS
 
 

@@ -40,7 +40,10 @@ MAX_TRAIN_BYTES = 512 * 1024**2  # ours: cap of the k-means training sample (nev
 # --- defaults of the approximate types (ours, after FAISS's guidelines) ---
 HNSW_M = 32  # graph links per node (FAISS's usual choice)
 HNSW_EF_CONSTRUCTION = 40  # FAISS default
-PQ_DIMS_PER_CODE = 2  # pq_m = dim / 2: 16 one-byte codes for d=32 (8x smaller than float32)
+# pq_m = dim / PQ_DIMS_PER_CODE one-byte codes: 32 for d=32 (4x smaller than float32). With 2 dims
+# per code (16 bytes) recall@11 on singer-like data stops at 0.74 even visiting every cell, with 1
+# at 0.94 (200k x 32, scripts/bench_scale.py data), and song decisions need recall near 0.97.
+PQ_DIMS_PER_CODE = 1
 # IVF cells visited per query block. bench_scale.py (singer-like clusters, 1M and 10M blocks, d=32
 # and 128, nlist ~ sqrt(n)) found the smallest nprobe whose song decisions agree with exact search
 # on >= 99 % of songs to be <= 8 for ivf-flat and <= 16 for ivf-pq; 32 doubles that margin for
