@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-all bench clean
+.PHONY: venv demo test test-all test-gpu bench clean
 
 # (Re)create the virtual environment whenever the dependency pins change.
 $(STAMP): pyproject.toml constraints.txt
@@ -25,6 +25,13 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
+
+# On a machine with a CUDA GPU (and torch built for it; faiss-gpu for the FAISS tests): the gpu
+# tests, then the device benchmarks, in one go. `make test` runs the gpu tests there too.
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q -m gpu
+	$(PY) scripts/bench_embed.py --quick
+	$(PY) scripts/bench_separate.py --quick --device cuda
 
 bench: $(STAMP)
 	$(PY) scripts/bench_features.py --quick

@@ -13,8 +13,10 @@ then runs in its own process (so its peak RSS is its own): build time, peak RSS 
 largest anonymous RSS sampled every 50 ms, which leaves out the page cache of mapped files),
 bytes per vector (on disk, and RAM after loading), queries/s in batches of 240 blocks (one
 4-minute song), recall@11, and block- and song-decision agreement with exact search
-(singerid.decision's vote functions), for a sweep of nprobe (IVF) or efSearch (HNSW). The
-smallest setting with >= 99 % song agreement is what singerid.index.choice.DEFAULT_NPROBE rests on.
+(singerid.decision's vote functions), for a sweep of nprobe (IVF) or efSearch (HNSW). Then
+build-index's own tuning (singerid.index.tuning) chooses a setting from held-out REFERENCE songs
+alone, and that setting is scored on the query songs, which the tuning never saw: the "tuned" row
+shows whether a setting chosen on the collection itself keeps >= 99 % of new songs' decisions.
 
 Prints a table and writes JSON; the last stdout line is the JSON summary.
 
@@ -45,6 +47,7 @@ from singerid.constants import K_NEIGHBOURS  # noqa: E402
 from singerid.decision import knn_block_votes, song_vote  # noqa: E402
 from singerid.index import ondisk  # noqa: E402
 from singerid.index.choice import choose_index_key, make_spec, part_rows  # noqa: E402
+from singerid.index.tuning import tune_search  # noqa: E402
 from singerid.index.vectors import VectorIndex  # noqa: E402
 
 REF_BLOCKS_PER_SONG = 240  # a 4-minute reference song
@@ -69,11 +72,15 @@ ONDISK_BUDGET_BYTES = 1024**3  # on-disk builds fill parts that fit 1 GiB, as `b
 
 
 # --- data -------------------------------------------------------------------------------------
-def generate(folder: Path, n_ref: int, d: int, n_query_songs: int, seed: int) -> dict:
-    """Write ref.f32 (n, d), ref_labels.npy, queries.npy, query_labels.npy, query_songs.npy; return meta."""
+def generate(folder: Path, n_ref: int, d: int, n_query_songs: int, seed: int, singers: int | None = None) -> dict:
+    """Write ref.f32 (n, d), ref_labels.npy, queries.npy, query_labels.npy, query_songs.npy; return meta.
+
+    ``singers`` defaults to n / (REF_BLOCKS_PER_SONG x REF_SONGS_PER_SINGER); fewer singers means
+    more songs each (the task stays as hard as at 1M instead of crowding the sphere).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    blocks_per_singer = REF_BLOCKS_PER_SONG * REF_SONGS_PER_SINGER
-    singers = max(2, n_ref // blocks_per_singer)
+    singers = singers or max(2, n_ref // (REF_BLOCKS_PER_SONG * REF_SONGS_PER_SINGER))
+    blocks_per_singer = n_ref // singers // REF_BLOCKS_PER_SONG * REF_BLOCKS_PER_SONG  # whole songs
     rng = np.random.default_rng(seed)
     centres = unit(rng.standard_normal((singers, d), dtype=np.float32))
     labels = np.empty(n_ref, dtype=np.int32)
@@ -207,8 +214,8 @@ def search_worker(folder: Path, index_type: str, threads: int, quick: bool) -> d
                     if spec.index_type == "hnsw" or s <= spec.nlist]
         subset = slice(None)
     q, picked = queries[subset], np.unique(songs[subset])
-    sweep = []
-    for setting in settings:
+
+    def measure(setting: int | None) -> dict:
         kwargs = {} if setting is None else {"ef_search" if spec.index_type == "hnsw" else "nprobe": setting}
         found_sims = np.empty((len(q), K_NEIGHBOURS), np.float32)
         found_ids = np.empty((len(q), K_NEIGHBOURS), np.int64)
@@ -220,18 +227,34 @@ def search_worker(folder: Path, index_type: str, threads: int, quick: bool) -> d
         ours = decide(np.where(found_ids >= 0, labels[np.maximum(found_ids, 0)], -1), found_sims, songs[subset],
                       singers)
         recall = np.mean([len(np.intersect1d(a, b)) for a, b in zip(found_ids, truth_ids[subset])]) / K_NEIGHBOURS
-        sweep.append({"setting": setting, "qps": len(q) / seconds, "seconds_per_song240": seconds / len(q) * 240,
-                      "load_average": os.getloadavg()[0],  # the machine is shared: timings drift with it
-                      "recall_at_11": float(recall),
-                      "block_agreement": float(np.mean(ours["blocks"] == exact["blocks"][subset])),
-                      "song_agreement": float(np.mean(ours["songs"][picked] == exact["songs"][picked]))})
+        return {"setting": setting, "qps": len(q) / seconds, "seconds_per_song240": seconds / len(q) * 240,
+                "load_average": os.getloadavg()[0],  # the machine is shared: timings drift with it
+                "recall_at_11": float(recall),
+                "block_agreement": float(np.mean(ours["blocks"] == exact["blocks"][subset])),
+                "song_agreement": float(np.mean(ours["songs"][picked] == exact["songs"][picked]))}
+
+    sweep = []
+    for setting in settings:
+        sweep.append(measure(setting))
         agreeing = [p["song_agreement"] >= 0.99 for p in sweep]
-        if agreeing[-2:] == [True, True] or seconds > SWEEP_STOP_SECONDS:  # settled, or too slow to matter
-            break
+        if agreeing[-2:] == [True, True] or sweep[-1]["seconds_per_song240"] * len(q) / 240 > SWEEP_STOP_SECONDS:
+            break  # settled, or too slow to matter
+    tuned = None
+    if spec.index_type != "flat":  # build-index's tuning, on reference songs only; scored on the query songs
+        started = time.perf_counter()
+        ref_songs = np.arange(n) // REF_BLOCKS_PER_SONG
+        chosen = tune_search(index, FileRows(folder / "ref.f32", n, meta["d"]), np.arange(n), ref_songs, labels)
+        tuning_seconds = time.perf_counter() - started
+        if chosen is not None:
+            done = {p["setting"]: p for p in sweep}
+            tuned = {"value": chosen.value, "reached_on_held_out": chosen.reached, "held_out_songs": chosen.n_songs,
+                     "held_out_song_agreement": chosen.chosen.song_agreement, "stopped": chosen.stopped,
+                     "tuning_seconds": tuning_seconds,
+                     "test": done.get(chosen.value) or measure(chosen.value)}
     return {"ram_bytes_per_vector": max(0, loaded - baseline) * 1024 / n, "search_peak_rss_mib": rss_kib("VmHWM") / 1024,
             "exact_block_accuracy": float(np.mean(exact["blocks"] == q_labels)),
             "exact_song_accuracy": float(np.mean(exact["songs"] == q_labels[::QUERY_BLOCKS_PER_SONG])),
-            "sweep": sweep}
+            "sweep": sweep, "tuned": tuned}
 
 
 def index_spec(index_type: str, n: int, d: int):
@@ -298,6 +321,21 @@ def best_setting(result: dict) -> dict:
     return ok[0] if ok else max(result["sweep"], key=lambda p: p["song_agreement"])
 
 
+def print_tuned(rows: list[dict]) -> None:
+    """build-index's tuned setting per index: chosen on held-out reference songs, scored on the query songs."""
+    tuned = [r for r in rows if r.get("tuned")]
+    if not tuned:
+        return
+    print(f"\n{'n':>11} {'d':>4} {'type':>13} | tuned on {'songs':>5} {'agree':>6} {'tuning s':>8} | "
+          f"{'setting':>7} {'q/s':>9} {'s/song':>7} {'recall':>6} {'block=':>6} {'song=':>6} (query songs)")
+    for r in tuned:
+        t, p = r["tuned"], r["tuned"]["test"]
+        print(f"{r['n']:>11,} {r['d']:>4} {r['type']:>13} | {'':>8} {t['held_out_songs']:>5} "
+              f"{t['held_out_song_agreement']:>6.3f} {t['tuning_seconds']:>8.1f} | {t['value']:>7} {p['qps']:>9,.0f} "
+              f"{p['seconds_per_song240']:>7.3f} {p['recall_at_11']:>6.3f} {p['block_agreement']:>6.3f} "
+              f"{p['song_agreement']:>6.3f}")
+
+
 def print_table(rows: list[dict]) -> None:
     print(f"\n{'n':>11} {'d':>4} {'type':>13} {'key':>16} {'build s':>8} {'peak MiB':>9} {'anon MiB':>9} "
           f"{'B/v disk':>8} {'B/v RAM':>7} | {'setting':>7} {'q/s':>9} {'s/song':>7} {'recall':>6} "
@@ -318,6 +356,8 @@ def main() -> None:
     parser.add_argument("--dims", default="model,128", help="dimensions; 'model' = singerid's embedding size")
     parser.add_argument("--types", default=",".join(TYPES), help=f"index types, from {', '.join(TYPES)}")
     parser.add_argument("--query-songs", type=int, default=200, help="held-out query songs (x 240 blocks)")
+    parser.add_argument("--singers", type=int, default=None,
+                        help="singers in the reference set [default: n / 4,800, i.e. 20 songs each]")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--workdir", type=Path, default=None, help="where vectors and indexes go [a temp dir]")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
@@ -343,16 +383,18 @@ def main() -> None:
     try:
         for n in sizes:
             for d in dims:
-                folder = root / f"n{n}-d{d}"
+                folder = root / (f"n{n}-d{d}" + (f"-s{args.singers}" if args.singers else ""))
                 wanted = {"n": n, "d": d, "query_songs": query_songs, "seed": args.seed, "song_spread": SONG_SPREAD,
                           "block_noise": BLOCK_NOISE, "dim_exponent": DIM_EXPONENT}
+                if args.singers:
+                    wanted["singers"] = args.singers
                 if (folder / "truth.json").is_file() and reusable(folder, wanted):  # --keep left it
                     meta = json.loads((folder / "meta.json").read_text())
                     truths[f"n{n}_d{d}"] = json.loads((folder / "truth.json").read_text())
                     print(f"reusing {n:,} x {d} and its ground truth from {folder}", flush=True)
                 else:
                     started = time.perf_counter()
-                    meta = generate(folder, n, d, query_songs, args.seed)
+                    meta = generate(folder, n, d, query_songs, args.seed, args.singers)
                     print(f"generated {n:,} x {d} ({meta['singers']:,} singers) in "
                           f"{time.perf_counter() - started:.0f} s", flush=True)
                     truths[f"n{n}_d{d}"] = ground_truth(folder, meta)
@@ -365,6 +407,7 @@ def main() -> None:
                     result = run_worker(folder, index_type, args.threads, args.quick)
                     results.append(result)
                     print_table([result])
+                    print_tuned([result])
                     sys.stdout.flush()
                     write_json(args.json_out, args, model_dim, sizes, dims, truths, results)  # so far
                     for leftover in folder.glob("index-*"):
@@ -376,6 +419,7 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
     print("\nall results:")
     print_table(results)
+    print_tuned(results)
     summary = write_json(args.json_out, args, model_dim, sizes, dims, truths, results)
     print(f"\nwrote {args.json_out}")
     print(json.dumps(summary))
@@ -401,7 +445,13 @@ def write_json(path: Path, args: argparse.Namespace, model_dim: int, sizes: list
                    "ram_bytes_per_vector": round(r["ram_bytes_per_vector"], 1),
                    "exact_song_accuracy": round(r["exact_song_accuracy"], 3),
                    "at_99pct_song_agreement": {k: (round(v, 4) if isinstance(v, float) else v)
-                                               for k, v in best_setting(r).items()}} for r in results}}
+                                               for k, v in best_setting(r).items()},
+                   "tuned": None if not r.get("tuned") else {
+                       "value": r["tuned"]["value"], "held_out_song_agreement": r["tuned"]["held_out_song_agreement"],
+                       "tuning_seconds": round(r["tuned"]["tuning_seconds"], 1),
+                       "query_song_agreement": r["tuned"]["test"]["song_agreement"],
+                       "query_seconds_per_song240": round(r["tuned"]["test"]["seconds_per_song240"], 4)}}
+                   for r in results}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"summary": summary, "results": results}, indent=2))
     return summary

@@ -119,6 +119,8 @@ def main() -> None:
     parser.add_argument("--json-out", type=Path, default=Path("bench-out/separate.json"), help="JSON output path")
     parser.add_argument("--songs", type=int, default=None, help="number of test songs [2 quick, 3 full]")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per song [15 quick, 45 full]")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: add a row with the default separator on the GPU (same stems, compared)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
@@ -136,6 +138,9 @@ def main() -> None:
     for name, cfg, fuse in variants(args.quick):
         sep = Separator.load(cfg, fuse=fuse)
         runners.append((name, cfg, lambda s, sep=sep: _pair(sep.separate(s.mix))))
+    if args.device == "cuda":
+        on_gpu = Separator.load(SeparationConfig(), device="cuda")
+        runners.append(("default on cuda", SeparationConfig(), lambda s: _pair(on_gpu.separate(s.mix))))
     outs, windows = _timed_round_robin([r[2] for r in runners], songs, repeats)
     rows = [_row(name, cfg, out, win, songs, audio_seconds, baseline, outs[0])
             for (name, cfg, _), out, win in zip(runners, outs, windows)]

@@ -155,8 +155,9 @@ class IndexConfig(_Serialisable):
     index_type: IndexType = "flat"  # exact inner product = the paper's dense KNN layer
     nlist: int | None = None  # IVF cells; None = chosen from the vector count
     m: int | None = None  # PQ sub-quantisers (ivf-pq) or HNSW links; None = chosen from d
-    nprobe: int | None = None  # IVF cells visited per query; None = index.choice.DEFAULT_NPROBE (measured)
-    ef_search: int | None = None  # HNSW search breadth; None = index.choice.DEFAULT_EF_SEARCH (measured)
+    nprobe: int | None = None  # IVF cells visited per query; None = tuned by build-index (index.tuning)
+    ef_search: int | None = None  # HNSW search breadth; None = tuned by build-index (index.tuning)
+    search_agreement: float | None = C.SEARCH_AGREEMENT  # tuning target (song decisions as exact); None = no tuning
     memory_budget_bytes: int = 8 * 1024**3  # RAM the index may use: "auto" chooses by it (ours)
     on_disk: bool = False  # ivf-*: inverted lists in a memory-mapped file ("auto" decides this itself)
     k: int = C.K_NEIGHBOURS  # neighbours per query block (paper §3.3)
@@ -168,6 +169,8 @@ class IndexConfig(_Serialisable):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ParameterError(f"IndexConfig.{name} must be a positive integer or None, got {value!r}")
+        if self.search_agreement is not None and not 0 < self.search_agreement <= 1:
+            raise ParameterError(f"search agreement must be in (0, 1], got {self.search_agreement!r}")
         if not isinstance(self.memory_budget_bytes, int) or self.memory_budget_bytes < 1:
             raise ParameterError(f"memory budget must be a positive number of bytes, got {self.memory_budget_bytes!r}")
         if self.backend not in BACKENDS:

@@ -19,6 +19,7 @@ STREAM_CHUNK_SECONDS = 60.0  # ours: decode granularity that bounds memory for l
 
 # --- Decision (paper §2.1, §3.3) ---
 K_NEIGHBOURS = 11  # paper §3.3: "the value of K ... is set as 11"
+SEARCH_AGREEMENT = 0.99  # ours (issue 10): approximate indexes are tuned to decide >= 99 % of songs as exact search
 
 # --- Networks (CRNN baseline architecture; the paper reuses it and adds attention) ---
 CONV_FILTERS = (64, 128, 128, 128)  # CRNN baseline

@@ -12,6 +12,20 @@ import pytest
 import soundfile as sf
 
 
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests run whenever torch sees a CUDA GPU; elsewhere each is skipped, saying why."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU: torch sees none on this machine")
+    for item in gpu_tests:
+        item.add_marker(skip)
+
+
 def write_tone(path: Path, *, seconds: float, sample_rate: int = 16_000, freq_hz: float = 220.0,
                channels: int = 1, amplitude: float = 0.3, fmt: str | None = None) -> Path:
     """Write a harmonic tone with a little noise; returns ``path``."""
@@ -59,6 +73,18 @@ def one_torch_thread_module():
     """One torch thread for a whole module (``pytestmark = pytest.mark.usefixtures(...)``)."""
     with _torch_threads(1):
         yield
+
+
+@pytest.fixture(scope="module")
+def one_faiss_thread():
+    """One FAISS (OpenMP) thread for a whole module (``pytestmark = pytest.mark.usefixtures(...)``):
+    other tests share the 2 cores."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
-import faiss
 import numpy as np
 import pytest
 
@@ -24,12 +23,7 @@ D, MODEL, K = 32, "9" * 64, 11
 CENTRES = np.linalg.qr(np.random.default_rng(0).standard_normal((D, D)))[0][:6].astype(np.float32)  # orthogonal
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_faiss_thread():
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")  # other tests share the 2 cores
 
 
 def blocks_of(singer: int, song: int, n: int = 30) -> np.ndarray:

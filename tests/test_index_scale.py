@@ -21,13 +21,7 @@ from singerid.index.vectors import VectorIndex
 D, K = 32, 11
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_faiss_thread():
-    """Other developers' tests share the 2 cores."""
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")  # other tests share the 2 cores
 
 
 def unit(a: np.ndarray) -> np.ndarray:

@@ -186,6 +186,8 @@ def test_enrol_after_an_interrupted_enrol_makes_store_and_index_agree(home, voic
     home.manifest_path.write_bytes(before)  # as if killed before the swap (the old index generation is kept)
     checked = info(home, check=True)
     assert (checked["problems"], checked["pending_blocks"]) == ([], 8)  # queries answer from the old index
+    code, out, _ = cli("info", "--home", str(home.root))
+    assert code == 0 and "pending: 8 stored blocks not yet in the index" in out
     summary = enrol(home, "Newcomer", voice[:2])
     assert (summary.n_songs, summary.index_vectors) == (0, 56)
     checked = info(home, check=True)

@@ -127,6 +127,13 @@ def info(home: Path, db_url: str | None, check: bool, as_json: bool) -> None:
         raise ArtefactError(f"{len(data['problems'])} problem(s) in {data['home']}: {data['problems'][0]}")
 
 
+def _search_setting(index: dict[str, Any]) -> str:
+    """", nprobe 64" / ", ef 128" for approximate indexes (their default search setting), else ""."""
+    if index.get("nprobe"):
+        return f", nprobe {index['nprobe']}"
+    return f", ef {index['ef_search']}" if index.get("ef_search") else ""
+
+
 def _print_info(data: dict[str, Any]) -> None:
     click.echo(f"home: {data['home']}")
     model = data.get("model")
@@ -141,7 +148,10 @@ def _print_info(data: dict[str, Any]) -> None:
     click.echo("index: " + ("none" if not index else
                             f"{index['type']} ({index['factory_key']}), {index['n_vectors']:,} vectors, d={index['dim']}, "
                             f"{index['size_bytes'] / 2**20:,.1f} MiB, back end {index['backend']}, "
-                            f"built {index['built_at']}"))
+                            f"built {index['built_at']}{_search_setting(index)}"))
+    if data.get("pending_blocks"):
+        click.echo(f"pending: {data['pending_blocks']:,} stored blocks not yet in the index "
+                   "(the next enrol, embed-corpus or build-index adds them)")
     cal = data.get("unknown_calibration")
     if cal:
         try:

@@ -10,7 +10,7 @@ from singerid.cli.common import (
     SUBSETS, check_device_option, dataset_option, db_option, device_option, home_option, json_option, parse_bytes,
     print_json, progress_mode, set_threads, split_rule_option, threads_option,
 )
-from singerid.index.choice import DEFAULT_EF_SEARCH, DEFAULT_NPROBE
+from singerid.constants import SEARCH_AGREEMENT
 
 INDEX_TYPES = ("flat", "flat-fp16", "ivf-flat", "ivf-pq", "hnsw", "auto")
 
@@ -157,9 +157,14 @@ def _ray_config(engine: str, device: str, *, address: str | None, ray_cpus: int 
 @click.option("--nlist", type=click.IntRange(1), default=None, help="IVF cells (ivf-*) [default: ~sqrt(vectors)].")
 @click.option("--m", "m", type=click.IntRange(1), default=None, help="PQ sub-quantisers (ivf-pq) or links (hnsw).")
 @click.option("--nprobe", type=click.IntRange(1), default=None,
-              help=f"IVF cells searched per query block, stored as the index's default [default: {DEFAULT_NPROBE}].")
+              help="IVF cells searched per query block, stored as the index's default [default: tuned, see "
+                   "--search-agreement].")
 @click.option("--ef", "ef_search", type=click.IntRange(1), default=None,
-              help=f"HNSW search breadth, stored as the index's default [default: {DEFAULT_EF_SEARCH}].")
+              help="HNSW search breadth, stored as the index's default [default: tuned, see --search-agreement].")
+@click.option("--search-agreement", type=click.FloatRange(0, 1, min_open=True), default=SEARCH_AGREEMENT,
+              show_default=True,
+              help="ivf-* / hnsw left without --nprobe / --ef: the search setting is tuned on held-out songs to the "
+                   "cheapest one whose song decisions agree with exact search on this fraction of them.")
 @click.option("--memory-budget", default="8G", show_default=True,
               help="RAM the index may use, e.g. 512M, 8G: auto chooses by it, and on-disk lists are built "
                    "in parts that fit it.")
@@ -174,7 +179,7 @@ def _ray_config(engine: str, device: str, *, address: str | None, ray_cpus: int 
                    "singers as classes; ours), none (raw cosine, the paper), auto (what the model's recipe used).")
 @json_option
 def build_index(home: Path, db_url: str | None, index_type: str, gpu: bool, nlist: int | None, m: int | None,
-                nprobe: int | None, ef_search: int | None, memory_budget: str, on_disk: bool,
+                nprobe: int | None, ef_search: int | None, search_agreement: float, memory_budget: str, on_disk: bool,
                 splits: tuple[str, ...], backend: str, threads: int | None, as_json: bool) -> None:
     """Build the FAISS inner-product index of the stored block embeddings.
 
@@ -198,13 +203,14 @@ def build_index(home: Path, db_url: str | None, index_type: str, gpu: bool, nlis
     faiss.omp_set_num_threads(set_threads(threads))
 
     cfg = IndexConfig(index_type=index_type, nlist=nlist, m=m, nprobe=nprobe, ef_search=ef_search,
-                      memory_budget_bytes=parse_bytes(memory_budget), on_disk=on_disk, gpu=gpu, backend=backend)
+                      search_agreement=search_agreement, memory_budget_bytes=parse_bytes(memory_budget), on_disk=on_disk, gpu=gpu, backend=backend)
     summary = build(_home(home), cfg=cfg, db_url=db_url, splits=splits or None, progress=progress_mode())
     if as_json:
         print_json({"type": summary.index_type, "factory_key": summary.factory_key, "n_vectors": summary.n_vectors,
                     "dim": summary.dim, "file": str(summary.path), "size_bytes": summary.size_bytes,
                     "seconds": round(summary.seconds, 3), "gpu": summary.gpu, "backend": summary.backend,
                     "on_disk": summary.on_disk, "data_bytes": summary.data_bytes,
-                    "unknown_threshold": summary.unknown_threshold, "unknown_eer": summary.unknown_eer})
+                    "unknown_threshold": summary.unknown_threshold, "unknown_eer": summary.unknown_eer,
+                    "search_tuning": None if summary.tuning is None else summary.tuning.to_dict()})
         return
     click.echo(summary.line())

@@ -44,12 +44,14 @@ HNSW_EF_CONSTRUCTION = 40  # FAISS default
 # per code (16 bytes) recall@11 on singer-like data stops at 0.74 even visiting every cell, with 1
 # at 0.94 (200k x 32, scripts/bench_scale.py data), and song decisions need recall near 0.97.
 PQ_DIMS_PER_CODE = 1
-# IVF cells visited per query block. bench_scale.py (singer-like clusters, 1M and 10M blocks, d=32
-# and 128, nlist ~ sqrt(n)) found the smallest nprobe whose song decisions agree with exact search
-# on >= 99 % of songs to be <= 8 for ivf-flat and <= 16 for ivf-pq; 32 doubles that margin for
-# both (block-vote agreement >= 0.98). The search cost grows linearly with it.
+# IVF cells visited per query block before build-index tunes it (singerid.index.tuning measures
+# the cheapest setting whose song decisions agree with exact search on held-out songs, and stores
+# it in the index). These are only the values of an index too small to tune (< 200 songs) or
+# built with tuning off. No constant can be right for every collection: on bench_scale.py's
+# synthetic catalogues >= 99 % song agreement needed nprobe 128 of 1,024 cells at 1M blocks and
+# more than 256 of 4,096 at 10M, on well-separated singers a handful.
 DEFAULT_NPROBE = 32
-DEFAULT_EF_SEARCH = 64  # HNSW search breadth (>= 99 % song agreement at 1M x 32 in bench_scale.py)
+DEFAULT_EF_SEARCH = 64  # HNSW search breadth before tuning (as DEFAULT_NPROBE)
 
 # --- per-vector and fixed overheads used by the estimates ---
 ID_BYTES = 8  # int64 id in the id map (flat, hnsw) or in each inverted list (IVF)

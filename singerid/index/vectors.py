@@ -13,6 +13,8 @@ batches that FAISS tiles against the database, so no query x reference matrix is
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import os
 import threading
@@ -267,32 +269,37 @@ class VectorIndex:
 
     # --- search ---
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
-        """Set IVF cells visited (ivf-*) or HNSW breadth (hnsw); other types ignore them."""
+        """Set IVF cells visited (ivf-*) or HNSW breadth (hnsw), the index's default (and its spec's); other types ignore them."""
         inner = _inner(self._index)
         if nprobe is not None and isinstance(inner, faiss.IndexIVF):
             inner.nprobe = int(min(nprobe, inner.nlist))
+            self.spec = dataclasses.replace(self.spec, nprobe=int(inner.nprobe))
         if ef_search is not None and isinstance(inner, faiss.IndexHNSW):
             inner.hnsw.efSearch = int(ef_search)
+            self.spec = dataclasses.replace(self.spec, ef_search=int(ef_search))
 
     def search(self, queries: np.ndarray, k: int, *, batch_size: int = SEARCH_BATCH_ROWS, nprobe: int | None = None,
-               ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+               ef_search: int | None = None, exclude_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar reference blocks of each query row, best first.
 
         queries: float (n, d), finite (normally unit rows). ``nprobe`` (ivf-*) / ``ef_search``
         (hnsw) override the index's setting for this call only (safe while other threads search).
         Returns similarities float32 (n, k) (inner products, in [-1, 1] for unit vectors) and
         block ids int64 (n, k); where fewer than k neighbours exist (small or approximate index)
-        the id is -1.
+        the id is -1. ``exclude_ids``: block ids no answer may be (a FAISS IDSelector; used to tune
+        the search on held-out songs, ``singerid.index.tuning``).
         """
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ParameterError(f"k must be a positive integer, got {k!r}")
         if batch_size < 1:
             raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
         queries = check_vectors(queries, self.dim, unit=False, what="queries")
-        params = self._search_params(nprobe, ef_search)
+        excluded = None if exclude_ids is None else np.ascontiguousarray(exclude_ids, dtype=np.int64)
+        selector = _not_in(excluded)  # kept alive (with ``excluded``) for the searches below
+        params = self._search_params(nprobe, ef_search, selector)
         sims = np.empty((len(queries), k), dtype=np.float32)
         ids = np.empty((len(queries), k), dtype=np.int64)
-        sharded = self._flat_shards()
+        sharded = 0 if selector is not None else self._flat_shards()
         with blas_threshold():
             for start in range(0, len(queries), batch_size):
                 stop = start + batch_size
@@ -345,16 +352,27 @@ class VectorIndex:
         id_map = faiss.rev_swig_ptr(self._index.id_map.data(), n)
         return heap.D, np.where(heap.I >= 0, id_map[np.maximum(heap.I, 0)], -1)
 
-    def _search_params(self, nprobe: int | None, ef_search: int | None) -> faiss.SearchParameters | None:
+    def _search_params(self, nprobe: int | None, ef_search: int | None,
+                       selector: faiss.IDSelector | None = None) -> faiss.SearchParameters | None:
         for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
             if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
                 raise ParameterError(f"{name} must be a positive integer, got {value!r}")
         inner = _inner(self._index)
-        if nprobe is not None and isinstance(inner, faiss.IndexIVF):
-            return faiss.SearchParametersIVF(nprobe=int(min(nprobe, inner.nlist)))
-        if ef_search is not None and isinstance(inner, faiss.IndexHNSW):
-            return faiss.SearchParametersHNSW(efSearch=int(ef_search))
+        if isinstance(inner, faiss.IndexIVF) and (nprobe is not None or selector is not None):
+            return faiss.SearchParametersIVF(nprobe=int(min(nprobe or inner.nprobe, inner.nlist)), sel=selector)
+        if isinstance(inner, faiss.IndexHNSW) and (ef_search is not None or selector is not None):
+            return faiss.SearchParametersHNSW(efSearch=int(ef_search or inner.hnsw.efSearch), sel=selector)
+        return None if selector is None else faiss.SearchParameters(sel=selector)
+
+
+def _not_in(excluded: np.ndarray | None) -> faiss.IDSelector | None:
+    """A FAISS selector of every id not in ``excluded`` (None for None); holds its own references."""
+    if excluded is None:
         return None
+    batch = faiss.IDSelectorBatch(excluded)
+    selector = faiss.IDSelectorNot(batch)
+    selector.referenced_objects = [batch, excluded]  # the SWIG objects keep raw pointers to these
+    return selector
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from singerid.index.ondisk import data_path_for
 from singerid.index.rows import ShardRows
 from singerid.index.shards import ShardSet, writer_lock
 from singerid.index.store_records import IndexBuildRecord
+from singerid.index.tuning import SearchTuning, tune_search
 from singerid.index.vectors import VectorIndex
 from singerid.pipeline.calibrate import calibrate, save_index_calibration
 from singerid.pipeline.common import data_fields, install_index, open_store, require_embedded
@@ -56,6 +57,7 @@ class BuildSummary:
     backend: str = "none"
     on_disk: bool = False  # inverted lists in the .ivfdata file beside ``path``
     data_bytes: int = 0  # size of that file (0 when the lists are in the index file)
+    tuning: SearchTuning | None = None  # how the search setting was chosen (approximate types)
 
     def line(self) -> str:
         calibrated = ("" if self.unknown_threshold is None else
@@ -63,10 +65,11 @@ class BuildSummary:
         projected = "" if self.backend == "none" else f" after {self.backend}"
         kind = f"{self.index_type} (on disk)" if self.on_disk else self.index_type
         lists = f" + {self.data_bytes / 2**20:,.1f} MiB of lists on disk" if self.on_disk else ""
+        tuned = "" if self.tuning is None else f"\n{self.tuning.line()}"
         return (f"built {kind} index ({self.factory_key}) of {self.n_vectors:,} vectors{projected}, "
                 f"d={self.dim}, "
                 f"{self.size_bytes / 2**20:,.1f} MiB{lists} in {self.seconds:.1f} s{' on the GPU' if self.gpu else ''}"
-                f"{calibrated}")
+                f"{calibrated}{tuned}")
 
 
 def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | None = None,
@@ -115,6 +118,10 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
             index = VectorIndex.build(spec, vectors, locations.ids, gpu=cfg.gpu,
                                       data_path=data_path_for(path) if spec.on_disk else None,
                                       part_rows=part_rows(spec, cfg.memory_budget_bytes), on_rows=adding.update)
+        tuning = _tune(index, cfg, vectors, locations.ids, labels.song_ids, labels.singer_codes)
+        if tuning is not None:
+            spec = index.spec
+            stages.note(tuning.line())
         crash_point("index vectors added, file not yet written")
         sha = index.save(path)
         ids_hash = ids_sha256(locations.ids)
@@ -131,7 +138,8 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
                            backend_sha256=backend_sha, calibration_file=calibration_file,
                            calibration_sha256=calibration_sha, **data_fields(home, path, spec.on_disk))
         install_index(home, manifest, entry)
-        store.record_index(IndexBuildRecord(index_type=spec.index_type, params=spec.to_dict(), n_vectors=len(index),
+        params = spec.to_dict() | ({"search_tuning": tuning.to_dict()} if tuning is not None else {})
+        store.record_index(IndexBuildRecord(index_type=spec.index_type, params=params, n_vectors=len(index),
                                             dim=spec.dim, model_sha256=manifest.model.sha256, file_name=path.name,
                                             file_sha256=sha, ids_sha256=ids_hash))
         crash_point("build recorded in the store")
@@ -142,7 +150,24 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
                         seconds=time.perf_counter() - started, gpu=cfg.gpu,
                         unknown_threshold=calibration.min_similarity if calibration else None,
                         unknown_eer=calibration.equal_error_rate if calibration else None, on_disk=spec.on_disk,
-                        data_bytes=data_path_for(path).stat().st_size if spec.on_disk else 0)
+                        data_bytes=data_path_for(path).stat().st_size if spec.on_disk else 0, tuning=tuning)
+
+
+def _tune(index: VectorIndex, cfg: IndexConfig, vectors: ShardRows, ids: np.ndarray, song_codes: np.ndarray,
+          singer_codes: np.ndarray) -> SearchTuning | None:
+    """Tune the search setting of an approximate index the user left open, and set it as the index's default."""
+    kind = index.spec.index_type
+    fixed = cfg.ef_search if kind == "hnsw" else cfg.nprobe
+    if cfg.search_agreement is None or fixed is not None or index.spec.is_exact:
+        return None
+    tuning = tune_search(index, vectors, ids, song_codes, singer_codes, target=cfg.search_agreement)
+    if tuning is None:
+        log.info("too few songs to tune the search of the %s index; it keeps %s", kind, index.spec)
+        return None
+    index.set_search_params(**{tuning.knob: tuning.value})
+    if not tuning.reached:
+        log.warning("%s", tuning.line())
+    return tuning
 
 
 def _plan(spec: IndexSpec, n_vectors: int, budget_bytes: int) -> str:

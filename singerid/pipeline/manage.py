@@ -218,7 +218,8 @@ def info(home: Home, *, db_url: str | None = None, check: bool = False) -> dict[
         "type": entry.spec.index_type, "factory_key": entry.spec.factory_key, "n_vectors": entry.n_vectors,
         "dim": entry.spec.dim, "size_bytes": entry.size_bytes, "file": entry.file, "built_at": entry.built_at,
         "splits": list(entry.splits) if entry.splits else None, "gpu": entry.gpu, "front_end": entry.front_end,
-        "backend": entry.backend}
+        "backend": entry.backend, "on_disk": entry.spec.on_disk, "nprobe": entry.spec.nprobe,
+        "ef_search": entry.spec.ef_search}
     calibration = (home.calibration_path(entry) if entry is not None and entry.calibration_file
                    else home.root / CALIBRATION_FILE)
     try:
