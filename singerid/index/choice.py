@@ -25,9 +25,11 @@ IVF_TYPES = ("ivf-flat", "ivf-pq")  # the types whose inverted lists may live on
 # 240 x 2 x n x d / 65e9 s: 0.47 s at n x d = 64M (2M blocks of d=32, 500k of d=128), half of
 # the 1-s end-to-end query. Above it IVF answers the same songs (bench_scale.py) far sooner.
 FLAT_MAX_SCAN_FLOATS = 64_000_000
-# HNSW is chosen nowhere: at 1M x 32 bench_scale.py measured it no faster than IVF-Flat at equal
-# song agreement, with 3x the bytes per vector and ~10x the build time (see bench_scale's table in
-# README). Kept as an explicit --type; auto would pick it only inside this band, which is empty.
+# HNSW is chosen nowhere by auto, although it searches fastest at equal song agreement
+# (bench_scale.py, d=32: 0.07 s per song at 99.5 % vs IVF-Flat 0.36 s at 99 % at 1M; 0.65 s vs
+# 1.36 s at 95.5 % at 10M): it builds 17-24x slower (21 min at 10M on 2 cores), takes 3x the
+# bytes per vector, and cannot delete, so every `remove` rebuilds the whole graph. For
+# collections that rarely lose songs, `--type hnsw` is the fast choice; auto keeps this band empty.
 HNSW_AUTO_MIN_VECTORS = 0
 HNSW_AUTO_MAX_VECTORS = -1
 MIN_POINTS_PER_CENTROID = 39  # FAISS k-means warns below 39 training points per centroid
