@@ -187,3 +187,22 @@ def test_the_line_says_when_exact_search_was_faster():
     assert faster_exact.slower_than_exact and "--type flat would be exact and quicker" in faster_exact.line()
     slower_exact = dataclasses.replace(faster_exact, exact_seconds=3.0)
     assert not slower_exact.slower_than_exact and "quicker" not in slower_exact.line()
+
+
+def test_auto_builds_flat_when_the_tuned_index_searches_more_slowly_than_exact(vector_home, monkeypatch):
+    from singerid.index import choice
+
+    monkeypatch.setattr(choice, "FLAT_MAX_SCAN_FLOATS", 1000)  # so that auto chooses ivf-flat for 6,000 vectors
+    cfg = IndexConfig(index_type="auto", nlist=64, backend="none")
+    monkeypatch.setattr(tuning.SearchTuning, "slower_than_exact", property(lambda self: False))
+    kept = build_index(vector_home, cfg=cfg)
+    assert (kept.index_type, kept.exact_instead) == ("ivf-flat", False)
+    monkeypatch.setattr(tuning.SearchTuning, "slower_than_exact", property(lambda self: True))
+    swapped = build_index(vector_home, cfg=cfg)
+    assert (swapped.index_type, swapped.exact_instead) == ("flat", True)
+    assert swapped.tuning is not None and "the exact one was built" in swapped.line()
+    assert VectorIndex.load(swapped.path).spec.index_type == "flat"
+    assert vector_home.read_manifest().index.spec.index_type == "flat"
+    assert not any(p.suffix == ".ivfdata" for p in vector_home.index_dir.iterdir())
+    small = build_index(vector_home, cfg=dataclasses.replace(cfg, memory_budget_bytes=700_000))  # flat does not fit
+    assert small.index_type != "flat" and not small.exact_instead

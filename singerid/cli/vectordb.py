@@ -211,6 +211,7 @@ def build_index(home: Path, db_url: str | None, index_type: str, gpu: bool, nlis
                     "seconds": round(summary.seconds, 3), "gpu": summary.gpu, "backend": summary.backend,
                     "on_disk": summary.on_disk, "data_bytes": summary.data_bytes,
                     "unknown_threshold": summary.unknown_threshold, "unknown_eer": summary.unknown_eer,
-                    "search_tuning": None if summary.tuning is None else summary.tuning.to_dict()})
+                    "search_tuning": None if summary.tuning is None else summary.tuning.to_dict(),
+                    "exact_instead": summary.exact_instead})
         return
     click.echo(summary.line())

@@ -22,7 +22,8 @@ import numpy as np
 
 from singerid.config import IndexConfig
 from singerid.errors import ArtefactError
-from singerid.index.choice import IndexSpec, estimate_disk_bytes, estimate_index_bytes, part_rows, spec_from_config
+from singerid.index.choice import (IndexSpec, estimate_disk_bytes, estimate_index_bytes, make_spec, part_rows,
+                                   spec_from_config)
 from singerid.index.files import crash_point, ids_sha256
 from singerid.embedder.checkpoint import SIDECAR_FILE, read_card
 from singerid.index.backend import Backend, fit_backend
@@ -58,6 +59,7 @@ class BuildSummary:
     on_disk: bool = False  # inverted lists in the .ivfdata file beside ``path``
     data_bytes: int = 0  # size of that file (0 when the lists are in the index file)
     tuning: SearchTuning | None = None  # how the search setting was chosen (approximate types)
+    exact_instead: bool = False  # auto built flat: the tuned approximate index searched more slowly than exact
 
     def line(self) -> str:
         calibrated = ("" if self.unknown_threshold is None else
@@ -66,6 +68,8 @@ class BuildSummary:
         kind = f"{self.index_type} (on disk)" if self.on_disk else self.index_type
         lists = f" + {self.data_bytes / 2**20:,.1f} MiB of lists on disk" if self.on_disk else ""
         tuned = "" if self.tuning is None else f"\n{self.tuning.line()}"
+        if self.exact_instead:
+            tuned += "\nauto: that approximate index searched more slowly than exact search, so the exact one was built"
         return (f"built {kind} index ({self.factory_key}) of {self.n_vectors:,} vectors{projected}, "
                 f"d={self.dim}, "
                 f"{self.size_bytes / 2**20:,.1f} MiB{lists} in {self.seconds:.1f} s{' on the GPU' if self.gpu else ''}"
@@ -113,15 +117,20 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
             stages.note(f"fitted the {backend_kind} back end (d={vectors.shape[1]})")
         spec = spec_from_config(cfg, n_vectors=len(locations), dim=vectors.shape[1])
         stages.note(_plan(spec, len(locations), cfg.memory_budget_bytes))
-        path = home.new_index_path(spec.index_type)
-        with Progress("build-index add", total=len(locations), unit="vector", progress=progress) as adding:
-            index = VectorIndex.build(spec, vectors, locations.ids, gpu=cfg.gpu,
-                                      data_path=data_path_for(path) if spec.on_disk else None,
-                                      part_rows=part_rows(spec, cfg.memory_budget_bytes), on_rows=adding.update)
+        path, index = _fill(home, spec, cfg, vectors, locations.ids, progress)
+        exact_instead = False
         tuning = _tune(index, cfg, vectors, locations.ids, labels.song_ids, labels.singer_codes)
         if tuning is not None:
             spec = index.spec
             stages.note(tuning.line())
+            flat = make_spec("flat", dim=spec.dim, n_vectors=len(locations))
+            if (cfg.index_type == "auto" and tuning.slower_than_exact
+                    and estimate_index_bytes(flat, len(locations)) <= cfg.memory_budget_bytes):
+                stages.note(f"auto: exact search was faster than {spec.label} at the agreement target; "
+                            "building the exact (flat) index instead")
+                data_path_for(path).unlink(missing_ok=True)  # the on-disk lists of the index not kept, if any
+                spec, exact_instead = flat, True
+                path, index = _fill(home, spec, cfg, vectors, locations.ids, progress)
         crash_point("index vectors added, file not yet written")
         sha = index.save(path)
         ids_hash = ids_sha256(locations.ids)
@@ -138,7 +147,8 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
                            backend_sha256=backend_sha, calibration_file=calibration_file,
                            calibration_sha256=calibration_sha, **data_fields(home, path, spec.on_disk))
         install_index(home, manifest, entry)
-        params = spec.to_dict() | ({"search_tuning": tuning.to_dict()} if tuning is not None else {})
+        params = spec.to_dict() | ({"search_tuning": tuning.to_dict(), "exact_instead": exact_instead}
+                                   if tuning is not None else {})
         store.record_index(IndexBuildRecord(index_type=spec.index_type, params=params, n_vectors=len(index),
                                             dim=spec.dim, model_sha256=manifest.model.sha256, file_name=path.name,
                                             file_sha256=sha, ids_sha256=ids_hash))
@@ -150,7 +160,18 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
                         seconds=time.perf_counter() - started, gpu=cfg.gpu,
                         unknown_threshold=calibration.min_similarity if calibration else None,
                         unknown_eer=calibration.equal_error_rate if calibration else None, on_disk=spec.on_disk,
-                        data_bytes=data_path_for(path).stat().st_size if spec.on_disk else 0, tuning=tuning)
+                        data_bytes=data_path_for(path).stat().st_size if spec.on_disk else 0, tuning=tuning,
+                        exact_instead=exact_instead)
+
+
+def _fill(home: Home, spec: IndexSpec, cfg: IndexConfig, vectors: ShardRows, ids: np.ndarray,
+          progress: ProgressArg) -> tuple[Path, VectorIndex]:
+    """Build ``spec`` from the streamed vectors under a fresh index path: (path, index)."""
+    path = home.new_index_path(spec.index_type)
+    with Progress("build-index add", total=len(ids), unit="vector", progress=progress) as adding:
+        index = VectorIndex.build(spec, vectors, ids, gpu=cfg.gpu, data_path=data_path_for(path) if spec.on_disk else None,
+                                  part_rows=part_rows(spec, cfg.memory_budget_bytes), on_rows=adding.update)
+    return path, index
 
 
 def _tune(index: VectorIndex, cfg: IndexConfig, vectors: ShardRows, ids: np.ndarray, song_codes: np.ndarray,
