@@ -39,6 +39,7 @@ import numpy as np
 
 from singerid.constants import K_NEIGHBOURS, SEARCH_AGREEMENT
 from singerid.decision import MISSING, knn_block_votes, song_vote
+from singerid.index.choice import make_spec
 from singerid.index.vectors import RowSource, VectorIndex
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,10 @@ def _exact(queries: np.ndarray, vectors: RowSource, ids: np.ndarray, excluded_ro
            ) -> tuple[np.ndarray, np.ndarray, float]:
     """Exact top-k over the rows not excluded: (sims, ids, seconds spent searching, reading left out).
 
-    Searched in QUERY_BATCH-row batches, as a query searches, so its time compares with the index's."""
+    Each chunk is searched as singerid's flat index searches (``VectorIndex``, in QUERY_BATCH-row
+    batches, as a query does), so the time compares with the approximate index's and with what
+    ``--type flat`` would take.
+    """
     heap = faiss.ResultHeap(len(queries), k, keep_max=True)
     seconds = 0.0
     for start in range(0, len(vectors), EXACT_CHUNK_ROWS):
@@ -219,15 +223,12 @@ def _exact(queries: np.ndarray, vectors: RowSource, ids: np.ndarray, excluded_ro
         if not keep.any():
             continue
         block = np.ascontiguousarray(vectors[start:stop][keep], dtype=np.float32)
-        block_ids = ids[start:stop][keep]
-        sims = np.empty((len(queries), k), dtype=np.float32)
-        positions = np.empty((len(queries), k), dtype=np.int64)
+        exact = VectorIndex.build(make_spec("flat", dim=block.shape[1], n_vectors=len(block)), block,
+                                  ids[start:stop][keep])
         began = time.perf_counter()
-        for q in range(0, len(queries), QUERY_BATCH):
-            sims[q:q + QUERY_BATCH], positions[q:q + QUERY_BATCH] = faiss.knn(
-                queries[q:q + QUERY_BATCH], block, k, metric=faiss.METRIC_INNER_PRODUCT)
+        sims, found = exact.search(queries, k, batch_size=QUERY_BATCH)
         seconds += time.perf_counter() - began
-        heap.add_result(sims, np.where(positions >= 0, block_ids[np.maximum(positions, 0)], -1))
+        heap.add_result(sims, found)
     heap.finalize()
     return heap.D, heap.I, seconds
 
