@@ -170,6 +170,7 @@ def test_cli_reports_the_tuning_in_text_and_json(vector_home):
     text = runner.invoke(cli, ["build-index", "--home", str(vector_home.root), "--type", "hnsw", "--backend", "none"])
     assert text.exit_code == 0, text.output
     assert "search tuned: ef " in text.output and "held-out songs" in text.output
+    assert "tuning: ef 16: " in text.output  # a progress line per setting tried (stderr)
     out = runner.invoke(cli, ["build-index", "--home", str(vector_home.root), "--type", "ivf-flat", "--nlist", "64",
                               "--backend", "none", "--search-agreement", "0.9", "--json"])
     assert out.exit_code == 0, out.output

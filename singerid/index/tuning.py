@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,15 +108,16 @@ class SearchTuning:
 
 def tune_search(index: VectorIndex, vectors: RowSource, ids: np.ndarray, song_codes: np.ndarray,
                 singer_codes: np.ndarray, *, target: float = TARGET_SONG_AGREEMENT, k: int = K_NEIGHBOURS,
-                seed: int = 0) -> SearchTuning | None:
+                seed: int = 0, on_step: Callable[[str], None] | None = None) -> SearchTuning | None:
     """Measure ``index`` against exact search on held-out songs and choose its search setting.
 
     ``vectors`` float32 (n, d) rows as indexed (slices and integer arrays; a ShardRows works),
     ``ids`` their int64 block ids, ``song_codes`` and ``singer_codes`` int (n,) per row. Returns
     None for exact index types and when there are too few songs (< MIN_SONGS x HELD_OUT_DIVISOR)
     to measure 99 %; the index's search setting is left as it was either way (the caller applies
-    the result).
+    the result). ``on_step`` gets one line as each stage ends (progress for long tunings).
     """
+    say = on_step or (lambda line: None)
     kind = index.spec.index_type
     if kind not in ("ivf-flat", "ivf-pq", "hnsw"):
         return None
@@ -138,6 +140,8 @@ def tune_search(index: VectorIndex, vectors: RowSource, ids: np.ndarray, song_co
     started = time.perf_counter()
     exact_sims, exact_ids, exact_seconds = _exact(queries, vectors, ids, held_rows, k)
     exact = _decide(label_of(exact_ids), exact_sims, query_song, k, n_classes)
+    say(f"tuning the search on {n_held} held-out songs ({len(queries):,} blocks): exact search took "
+        f"{exact_seconds:.1f} s")
     log.debug("tuning ground truth: %d queries in %.1f s", len(queries), time.perf_counter() - started)
 
     excluded = ids[held_rows]
@@ -153,6 +157,8 @@ def tune_search(index: VectorIndex, vectors: RowSource, ids: np.ndarray, song_co
         trials.append(Trial(value=int(value), song_agreement=float(np.mean(ours.songs == exact.songs)),
                             block_agreement=float(np.mean(ours.blocks == exact.blocks)),
                             recall=_recall(found, exact_ids), seconds=seconds))
+        say(f"tuning: {'ef' if knob == 'ef_search' else knob} {value}: {trials[-1].song_agreement:.1%} of the "
+            f"songs as exact search, {seconds:.1f} s")
         if trials[-1].song_agreement >= target:
             stopped = "reached"
             break

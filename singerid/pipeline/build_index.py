@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +119,7 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
         stages.note(_plan(spec, len(locations), cfg.memory_budget_bytes))
         path, index = _fill(home, spec, cfg, vectors, locations.ids, progress)
         exact_instead = False
-        tuning = _tune(index, cfg, vectors, locations.ids, labels.song_ids, labels.singer_codes)
+        tuning = _tune(index, cfg, vectors, locations.ids, labels.song_ids, labels.singer_codes, stages.note)
         if tuning is not None:
             spec = index.spec
             stages.note(tuning.line())
@@ -175,13 +175,15 @@ def _fill(home: Home, spec: IndexSpec, cfg: IndexConfig, vectors: ShardRows, ids
 
 
 def _tune(index: VectorIndex, cfg: IndexConfig, vectors: ShardRows, ids: np.ndarray, song_codes: np.ndarray,
-          singer_codes: np.ndarray) -> SearchTuning | None:
-    """Tune the search setting of an approximate index the user left open, and set it as the index's default."""
+          singer_codes: np.ndarray, note: Callable[[str], None]) -> SearchTuning | None:
+    """Tune the search setting of an approximate index the user left open, and set it as the index's default.
+
+    ``note`` gets a line per stage of the tuning (the exact yardstick, then each setting tried)."""
     kind = index.spec.index_type
     fixed = cfg.ef_search if kind == "hnsw" else cfg.nprobe
     if cfg.search_agreement is None or fixed is not None or index.spec.is_exact:
         return None
-    tuning = tune_search(index, vectors, ids, song_codes, singer_codes, target=cfg.search_agreement)
+    tuning = tune_search(index, vectors, ids, song_codes, singer_codes, target=cfg.search_agreement, on_step=note)
     if tuning is None:
         log.info("too few songs to tune the search of the %s index; it keeps %s", kind, index.spec)
         return None
