@@ -50,8 +50,8 @@ PQ_DIMS_PER_CODE = 1
 # the cheapest setting whose song decisions agree with exact search on held-out songs, and stores
 # it in the index). These are only the values of an index too small to tune (< 200 songs) or
 # built with tuning off. No constant can be right for every collection: on bench_scale.py's
-# synthetic catalogues >= 99 % song agreement needed nprobe 128 of 1,024 cells at 1M blocks and
-# more than 256 of 4,096 at 10M, on well-separated singers a handful.
+# synthetic catalogues >= 99 % song agreement needed nprobe 256 of 1,024 cells at 1M blocks and
+# 1,024 of 4,096 at 10M, on well-separated singers a handful.
 DEFAULT_NPROBE = 32
 DEFAULT_EF_SEARCH = 64  # HNSW search breadth before tuning (as DEFAULT_NPROBE)
 

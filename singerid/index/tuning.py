@@ -2,8 +2,8 @@
 
 How many IVF cells a query must visit (or how wide an HNSW search must be) before the KNN vote
 decides songs as exact search does depends on how the singers cluster, which no constant can
-know: on the synthetic catalogues of scripts/bench_scale.py, 1M blocks needed nprobe 128 of
-1,024 cells and 10M more than 256 of 4,096, while well-separated voices need a handful. So
+know: on the synthetic catalogues of scripts/bench_scale.py, 1M blocks needed nprobe 256 of
+1,024 cells and 10M blocks 1,024 of 4,096, while well-separated voices need a handful. So
 ``build-index`` measures it, as autofaiss tunes for a target recall, but for the decision the
 system actually makes:
 
