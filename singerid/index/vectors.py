@@ -14,7 +14,6 @@ batches that FAISS tiles against the database, so no query x reference matrix is
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import os
 import threading
@@ -294,8 +293,7 @@ class VectorIndex:
         if batch_size < 1:
             raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
         queries = check_vectors(queries, self.dim, unit=False, what="queries")
-        excluded = None if exclude_ids is None else np.ascontiguousarray(exclude_ids, dtype=np.int64)
-        selector = _not_in(excluded)  # kept alive (with ``excluded``) for the searches below
+        selector = None if exclude_ids is None else _not_in(np.ascontiguousarray(exclude_ids, dtype=np.int64))
         params = self._search_params(nprobe, ef_search, selector)
         sims = np.empty((len(queries), k), dtype=np.float32)
         ids = np.empty((len(queries), k), dtype=np.int64)
@@ -365,10 +363,8 @@ class VectorIndex:
         return None if selector is None else faiss.SearchParameters(sel=selector)
 
 
-def _not_in(excluded: np.ndarray | None) -> faiss.IDSelector | None:
-    """A FAISS selector of every id not in ``excluded`` (None for None); holds its own references."""
-    if excluded is None:
-        return None
+def _not_in(excluded: np.ndarray) -> faiss.IDSelector:
+    """A FAISS selector of every id not in ``excluded`` int64 (m,); it holds its own references."""
     batch = faiss.IDSelectorBatch(excluded)
     selector = faiss.IDSelectorNot(batch)
     selector.referenced_objects = [batch, excluded]  # the SWIG objects keep raw pointers to these

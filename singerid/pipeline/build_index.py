@@ -122,7 +122,10 @@ def build_index(home: Home, *, cfg: IndexConfig = IndexConfig(), db_url: str | N
         tuning = _tune(index, cfg, vectors, locations.ids, labels.song_ids, labels.singer_codes, stages.note)
         if tuning is not None:
             spec = index.spec
-            stages.note(tuning.line())
+            if tuning.reached:
+                stages.note(tuning.line())
+            else:  # short of the target: said even with -q
+                log.warning("%s", tuning.line())
             flat = make_spec("flat", dim=spec.dim, n_vectors=len(locations))
             if (cfg.index_type == "auto" and tuning.slower_than_exact
                     and estimate_index_bytes(flat, len(locations)) <= cfg.memory_budget_bytes):
@@ -188,8 +191,6 @@ def _tune(index: VectorIndex, cfg: IndexConfig, vectors: ShardRows, ids: np.ndar
         log.info("too few songs to tune the search of the %s index; it keeps %s", kind, index.spec)
         return None
     index.set_search_params(**{tuning.knob: tuning.value})
-    if not tuning.reached:
-        log.warning("%s", tuning.line())
     return tuning
 
 
