@@ -88,15 +88,15 @@ class SearchTuning:
     def line(self) -> str:
         t = self.chosen
         name = "nprobe" if self.knob == "nprobe" else "ef"
-        verdict = (f"song decisions agree with exact search on {t.song_agreement:.1%} of {self.n_songs} held-out "
-                   f"songs (target {self.target:.0%})")
+        line = (f"search tuned: {name} {self.value}: song decisions agree with exact search on {t.song_agreement:.1%} "
+                f"of {self.n_songs} held-out songs (target {self.target:.0%}), recall@{K_NEIGHBOURS} {t.recall:.3f}")
         if not self.reached:
-            verdict += (f"; below the target ({self.stopped}): an exact index (--type flat) decides as exact search "
-                        f"by definition")
+            line += (f"; below the target ({self.stopped}): an exact index (--type flat) decides as exact search "
+                     f"by definition")
         elif self.slower_than_exact:
-            verdict += (f"; exact search answered the same queries faster ({self.exact_seconds:.2f} s vs "
-                        f"{t.seconds:.2f} s): --type flat would be exact and quicker here")
-        return f"search tuned: {name} {self.value}: {verdict}, recall@{K_NEIGHBOURS} {t.recall:.3f}"
+            line += (f"; exact search answered the same queries faster ({self.exact_seconds:.2f} s vs "
+                     f"{t.seconds:.2f} s): --type flat would be exact and quicker here")
+        return line
 
     @property
     def slower_than_exact(self) -> bool:
