@@ -44,10 +44,10 @@ import numpy as np  # noqa: E402
 
 from singerid.config import ModelConfig  # noqa: E402
 from singerid.constants import K_NEIGHBOURS  # noqa: E402
-from singerid.decision import knn_block_votes, song_vote  # noqa: E402
 from singerid.index import ondisk  # noqa: E402
 from singerid.index.choice import choose_index_key, make_spec, part_rows  # noqa: E402
-from singerid.index.tuning import tune_search  # noqa: E402
+from singerid.index import tuning  # noqa: E402
+from singerid.index.tuning import exact_neighbours  # noqa: E402
 from singerid.index.vectors import VectorIndex  # noqa: E402
 
 REF_BLOCKS_PER_SONG = 240  # a 4-minute reference song
@@ -156,20 +156,14 @@ class FileRows:
 
 
 def ground_truth(folder: Path, meta: dict) -> dict:
-    """Exact top-k of every query block, block by block over the reference file (float32, FAISS flat)."""
+    """Exact top-k of every query block, chunk by chunk over the reference file (singerid's flat search)."""
     rows = FileRows(folder / "ref.f32", meta["n"], meta["d"])
     queries = np.load(folder / "queries.npy")
-    heap = faiss.ResultHeap(len(queries), K_NEIGHBOURS, keep_max=True)
     started = time.perf_counter()
-    for start in range(0, len(rows), READ_CHUNK_ROWS):
-        block = rows[start:start + READ_CHUNK_ROWS]
-        index = VectorIndex.build(make_spec("flat", dim=meta["d"], n_vectors=len(block)), block,
-                                  np.arange(start, start + len(block)))
-        heap.add_result(*index.search(queries, K_NEIGHBOURS, batch_size=len(queries)))
-    heap.finalize()
+    sims, ids, _ = exact_neighbours(queries, rows, np.arange(meta["n"]), K_NEIGHBOURS, batch_size=len(queries))
     seconds = time.perf_counter() - started
-    np.save(folder / "truth_sims.npy", heap.D)
-    np.save(folder / "truth_ids.npy", heap.I)
+    np.save(folder / "truth_sims.npy", sims)
+    np.save(folder / "truth_ids.npy", ids)
     return {"seconds": seconds, "qps": len(queries) / seconds}
 
 
@@ -226,7 +220,7 @@ def search_worker(folder: Path, index_type: str, threads: int, quick: bool) -> d
         seconds = time.perf_counter() - started
         ours = decide(np.where(found_ids >= 0, labels[np.maximum(found_ids, 0)], -1), found_sims, songs[subset],
                       singers)
-        recall = np.mean([len(np.intersect1d(a, b)) for a, b in zip(found_ids, truth_ids[subset])]) / K_NEIGHBOURS
+        recall = tuning.recall_at_k(found_ids, truth_ids[subset])
         return {"setting": setting, "qps": len(q) / seconds, "seconds_per_song240": seconds / len(q) * 240,
                 "load_average": os.getloadavg()[0],  # the machine is shared: timings drift with it
                 "recall_at_11": float(recall),
@@ -243,7 +237,7 @@ def search_worker(folder: Path, index_type: str, threads: int, quick: bool) -> d
     if spec.index_type != "flat":  # build-index's tuning, on reference songs only; scored on the query songs
         started = time.perf_counter()
         ref_songs = np.arange(n) // REF_BLOCKS_PER_SONG
-        chosen = tune_search(index, FileRows(folder / "ref.f32", n, meta["d"]), np.arange(n), ref_songs, labels)
+        chosen = tuning.tune_search(index, FileRows(folder / "ref.f32", n, meta["d"]), np.arange(n), ref_songs, labels)
         tuning_seconds = time.perf_counter() - started
         if chosen is not None:
             done = {p["setting"]: p for p in sweep}
@@ -263,14 +257,9 @@ def index_spec(index_type: str, n: int, d: int):
 
 
 def decide(neighbour_labels: np.ndarray, sims: np.ndarray, songs: np.ndarray, singers: int) -> dict:
-    """Block and song decisions with singerid.decision's rule (the one `query` and `evaluate` use)."""
-    votes = knn_block_votes(neighbour_labels.astype(np.int64), sims, k=K_NEIGHBOURS, n_classes=singers)
-    song_ids = np.unique(songs)
-    out = np.full(songs.max() + 1, -1, dtype=np.int64)
-    for song in song_ids:
-        rows = songs == song
-        out[song] = song_vote(votes.pred[rows], votes.score[rows], n_classes=singers)[0]
-    return {"blocks": votes.pred, "songs": out}
+    """Block and song decisions with build-index's tuning rule (singerid.decision's, as `query` decides)."""
+    decided = tuning.decide(neighbour_labels.astype(np.int64), sims, songs, K_NEIGHBOURS, singers)
+    return {"blocks": decided.blocks, "songs": decided.songs}
 
 
 def rss_kib(field: str) -> int:

@@ -138,8 +138,8 @@ def tune_search(index: VectorIndex, vectors: RowSource, ids: np.ndarray, song_co
     label_of = _label_lookup(ids, singer_codes)
 
     started = time.perf_counter()
-    exact_sims, exact_ids, exact_seconds = _exact(queries, vectors, ids, held_rows, k)
-    exact = _decide(label_of(exact_ids), exact_sims, query_song, k, n_classes)
+    exact_sims, exact_ids, exact_seconds = exact_neighbours(queries, vectors, ids, k, excluded_rows=held_rows)
+    exact = decide(label_of(exact_ids), exact_sims, query_song, k, n_classes)
     say(f"tuning the search on {n_held} held-out songs ({len(queries):,} blocks): exact search took "
         f"{exact_seconds:.1f} s")
     log.debug("tuning ground truth: %d queries in %.1f s", len(queries), time.perf_counter() - started)
@@ -153,10 +153,10 @@ def tune_search(index: VectorIndex, vectors: RowSource, ids: np.ndarray, song_co
         began = time.perf_counter()
         sims, found = index.search(queries, k, exclude_ids=excluded, batch_size=QUERY_BATCH, **{knob: value})
         seconds = time.perf_counter() - began
-        ours = _decide(label_of(found), sims, query_song, k, n_classes)
+        ours = decide(label_of(found), sims, query_song, k, n_classes)
         trials.append(Trial(value=int(value), song_agreement=float(np.mean(ours.songs == exact.songs)),
                             block_agreement=float(np.mean(ours.blocks == exact.blocks)),
-                            recall=_recall(found, exact_ids), seconds=seconds))
+                            recall=recall_at_k(found, exact_ids), seconds=seconds))
         say(f"tuning: {'ef' if knob == 'ef_search' else knob} {value}: {trials[-1].song_agreement:.1%} of the "
             f"songs as exact search, {seconds:.1f} s")
         if trials[-1].song_agreement >= target:
@@ -173,12 +173,16 @@ def tune_search(index: VectorIndex, vectors: RowSource, ids: np.ndarray, song_co
 
 
 @dataclass(frozen=True, slots=True)
-class _Decisions:
+class Decisions:
+    """What the KNN vote decides for a set of query songs (as `query` and `evaluate` decide)."""
+
     blocks: np.ndarray  # int64 (q,) block winners
-    songs: np.ndarray  # int64 (songs,) song winners, in held-out order
+    songs: np.ndarray  # int64 (songs,) song winners, by song number (MISSING: no block voted)
 
 
-def _decide(labels: np.ndarray, sims: np.ndarray, query_song: np.ndarray, k: int, n_classes: int) -> _Decisions:
+def decide(labels: np.ndarray, sims: np.ndarray, query_song: np.ndarray, k: int, n_classes: int) -> Decisions:
+    """Block and song decisions of query blocks whose neighbours have singer ``labels`` int (q, >=k)
+    and similarities ``sims``; ``query_song`` int (q,) numbers each block's song from 0."""
     votes = knn_block_votes(labels, sims, k=k, n_classes=n_classes)
     songs = []
     for song in range(int(query_song.max()) + 1):
@@ -186,7 +190,7 @@ def _decide(labels: np.ndarray, sims: np.ndarray, query_song: np.ndarray, k: int
         voted = votes.pred[rows] != MISSING
         songs.append(song_vote(votes.pred[rows], votes.score[rows], n_classes=n_classes)[0] if voted.any()
                      else MISSING)
-    return _Decisions(blocks=votes.pred, songs=np.asarray(songs, dtype=np.int64))
+    return Decisions(blocks=votes.pred, songs=np.asarray(songs, dtype=np.int64))
 
 
 def _query_blocks(song_codes: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,26 +217,28 @@ def _label_lookup(ids: np.ndarray, singer_codes: np.ndarray):
     return label_of
 
 
-def _exact(queries: np.ndarray, vectors: RowSource, ids: np.ndarray, excluded_rows: np.ndarray, k: int
-           ) -> tuple[np.ndarray, np.ndarray, float]:
+def exact_neighbours(queries: np.ndarray, vectors: RowSource, ids: np.ndarray, k: int, *,
+                     excluded_rows: np.ndarray | None = None, batch_size: int = QUERY_BATCH
+                     ) -> tuple[np.ndarray, np.ndarray, float]:
     """Exact top-k over the rows not excluded: (sims, ids, seconds spent searching, reading left out).
 
-    Each chunk is searched as singerid's flat index searches (``VectorIndex``, in QUERY_BATCH-row
-    batches, as a query does), so the time compares with the approximate index's and with what
-    ``--type flat`` would take.
+    ``vectors`` is read EXACT_CHUNK_ROWS rows at a time (a file, memory map or ShardRows) and each
+    chunk is searched as singerid's flat index searches (``VectorIndex``, ``batch_size`` query rows
+    per call; the default, one song, is how a query searches), so the time compares with an
+    approximate index's and with what ``--type flat`` would take.
     """
     heap = faiss.ResultHeap(len(queries), k, keep_max=True)
     seconds = 0.0
     for start in range(0, len(vectors), EXACT_CHUNK_ROWS):
         stop = min(len(vectors), start + EXACT_CHUNK_ROWS)
-        keep = ~excluded_rows[start:stop]
+        keep = np.ones(stop - start, dtype=bool) if excluded_rows is None else ~excluded_rows[start:stop]
         if not keep.any():
             continue
         block = np.ascontiguousarray(vectors[start:stop][keep], dtype=np.float32)
         exact = VectorIndex.build(make_spec("flat", dim=block.shape[1], n_vectors=len(block)), block,
                                   ids[start:stop][keep])
         began = time.perf_counter()
-        sims, found = exact.search(queries, k, batch_size=QUERY_BATCH)
+        sims, found = exact.search(queries, k, batch_size=batch_size)
         seconds += time.perf_counter() - began
         heap.add_result(sims, found)
     heap.finalize()
@@ -245,7 +251,7 @@ def _nprobe_values(nlist: int) -> list[int]:
     return values + [nlist]
 
 
-def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean fraction of each row's exact neighbours that the approximate search found."""
     hits = sum(len(np.intersect1d(a[a >= 0], b[b >= 0])) for a, b in zip(found, truth))
     return float(hits / max(1, int((truth >= 0).sum())))
